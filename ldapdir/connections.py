@@ -1,0 +1,312 @@
+"""Connections to real LDAP servers: failover, one reused service connection, a bind pool.
+
+Failover is ours rather than ldap3's ``ServerPool``: the pool only notices
+servers that refuse TCP connections (a frozen server that accepts them but
+never answers is picked again and again), and when every server is out it
+sleeps ``POOLING_LOOP_TIMEOUT`` (a process-wide 10 s) before giving up.
+:class:`ServerList` marks a server down on *any* failure, including a
+``receive_timeout``, prefers the others for ``server_retry_after`` seconds,
+and still tries it last, so a restarted directory is used again at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from ldap3 import NONE, SIMPLE, SYNC, Connection, Server, Tls
+from ldap3.core.exceptions import (
+    LDAPBindError,
+    LDAPCommunicationError,
+    LDAPSocketOpenError,
+    LDAPStartTLSError,
+)
+
+from ldapdir.errors import DirectoryUnavailable
+from ldapdir.settings import DirectorySettings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: ldap3 errors that mean "this server cannot be used now" (socket closed,
+#: refused, timed out, TLS failure). ldap3's ``rebind`` turns a receive error
+#: into ``LDAPBindError``.
+NETWORK_ERRORS: tuple[type[Exception], ...] = (LDAPCommunicationError, LDAPBindError, LDAPStartTLSError)
+
+#: Result codes a server answers when it cannot serve (busy, unavailable):
+#: another server may.
+UNAVAILABLE_CODES = frozenset({51, 52})
+
+
+class ServerDown(Exception):
+    """Internal: the server behind a connection failed; try another one."""
+
+
+def _server(url: str, settings: DirectorySettings) -> Server:
+    tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.tls_ca_file or None)
+    # get_info=NONE: no schema read on every connection; values are read raw.
+    return Server(url, connect_timeout=settings.connect_timeout, get_info=NONE, tls=tls)
+
+
+class ServerList:
+    """The configured servers in order, those that failed recently moved last.
+
+    Thread safe. ``clock`` is injectable for tests.
+    """
+
+    def __init__(self, settings: DirectorySettings, clock: Callable[[], float] = time.monotonic) -> None:
+        if not settings.urls:
+            raise ValueError("urls: name at least one LDAP server")
+        self._servers = [_server(url, settings) for url in settings.urls]
+        self._down_until = [0.0] * len(self._servers)
+        self._retry_after = settings.server_retry_after
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def candidates(self) -> list[Server]:
+        """Servers to try now, in order: healthy ones first, then the others."""
+        now = self._clock()
+        with self._lock:
+            states = list(zip(self._servers, self._down_until, strict=True))
+        return [server for server, until in states if until <= now] + [
+            server for server, until in states if until > now
+        ]
+
+    def mark_down(self, server: Server) -> None:
+        """Prefer other servers for ``server_retry_after`` seconds."""
+        with self._lock:
+            index = self._servers.index(server)
+            self._down_until[index] = self._clock() + self._retry_after
+
+    def mark_up(self, server: Server) -> None:
+        """The server answered: no longer avoid it."""
+        with self._lock:
+            self._down_until[self._servers.index(server)] = 0.0
+
+
+def open_connection(server: Server, user: str | None, password: str | None, settings: DirectorySettings) -> Connection:
+    """An open connection to ``server``, bound as ``user`` if given.
+
+    :raises ServerDown: the server could not be reached, or refused the bind
+        (the service account's credentials are the same on every server, but
+        a replica may lack the entry: the next server may accept it).
+    """
+    connection = Connection(
+        server,
+        user=user,
+        password=password,
+        authentication=SIMPLE if user else None,
+        client_strategy=SYNC,
+        # ldap3 packs it into SO_RCVTIMEO as whole seconds: a float breaks open().
+        receive_timeout=math.ceil(settings.receive_timeout),
+        raise_exceptions=False,
+        auto_referrals=False,
+        check_names=False,
+        read_only=False,
+    )
+    try:
+        connection.open(read_server_info=False)
+        if settings.start_tls and not server.ssl:
+            connection.start_tls(read_server_info=False)
+        if user and not connection.bind(read_server_info=False):
+            description = connection.result.get("description") if connection.result else "no answer"
+            connection.unbind()
+            logger.error("LDAP server %s refused the service bind: %s", server.host, description)
+            raise ServerDown(f"service bind refused by {server.host}: {description}")
+    except NETWORK_ERRORS as error:
+        _close_quietly(connection)
+        raise ServerDown(f"{server.host}:{server.port}: {error}") from error
+    except ssl.SSLError as error:
+        _close_quietly(connection)
+        raise ServerDown(f"{server.host}:{server.port}: TLS: {error}") from error
+    connection.password = None  # kept only as long as needed
+    return connection
+
+
+def _close_quietly(connection: Connection) -> None:
+    try:
+        if not connection.closed:
+            connection.unbind()
+    except (LDAPCommunicationError, OSError):
+        pass
+
+
+def check_answer(connection: Connection) -> None:
+    """Raise :class:`ServerDown` if the last result says the server cannot serve."""
+    result = connection.result or {}
+    if result.get("result") in UNAVAILABLE_CODES:
+        raise ServerDown(f"{connection.server.host}: {result.get('description')}")
+
+
+class ServiceConnection:
+    """ONE connection bound as the service account, reused for every search.
+
+    Operations run under a lock (ldap3's SYNC connection is not meant for
+    concurrent use). After a network failure the connection is re-opened on
+    the next server and the operation retried once; if that fails too,
+    :class:`DirectoryUnavailable`.
+    """
+
+    def __init__(self, servers: ServerList, settings: DirectorySettings) -> None:
+        self._servers = servers
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._connection: Connection | None = None
+        #: How many times a connection was opened (for tests and metrics).
+        self.opened = 0
+
+    @property
+    def connection(self) -> Connection | None:
+        """The current connection, if one is open (for tests)."""
+        return self._connection
+
+    def _open(self) -> Connection:
+        failures = []
+        for server in self._servers.candidates():
+            try:
+                connection = open_connection(
+                    server, self._settings.bind_dn, self._settings.bind_password, self._settings
+                )
+            except ServerDown as error:
+                self._servers.mark_down(server)
+                failures.append(str(error))
+                continue
+            self._servers.mark_up(server)
+            self.opened += 1
+            logger.info("service connection opened to %s:%s", server.host, server.port)
+            return connection
+        raise DirectoryUnavailable("no LDAP server answered: " + "; ".join(failures))
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            self._servers.mark_down(self._connection.server)
+            _close_quietly(self._connection)
+            self._connection = None
+
+    def run(self, operation: Callable[[Connection], T]) -> T:
+        """Run ``operation(connection)`` on the service connection.
+
+        ``operation`` must raise :class:`ServerDown` (or let ldap3's network
+        errors through) when the server failed; anything else it raises or
+        returns is passed on.
+        """
+        last: Exception | None = None
+        with self._lock:
+            for attempt in (1, 2):
+                if self._connection is None or self._connection.closed:
+                    self._connection = self._open()
+                try:
+                    value = operation(self._connection)
+                    check_answer(self._connection)
+                    return value
+                except (ServerDown, *NETWORK_ERRORS) as error:
+                    logger.warning(
+                        "LDAP server %s failed (attempt %d): %s",
+                        self._connection.server.host if self._connection else "?",
+                        attempt,
+                        error,
+                    )
+                    self._drop()
+                    last = error
+            raise DirectoryUnavailable(f"LDAP operation failed twice: {last}")
+
+    def close(self) -> None:
+        """Unbind the connection (a later :meth:`run` opens a new one)."""
+        with self._lock:
+            if self._connection is not None:
+                _close_quietly(self._connection)
+                self._connection = None
+
+
+class BindPool:
+    """Connections for binding as users, reused (a rebind, not a new TCP
+    connection, per login), at most ``bind_pool_size`` of them.
+
+    Keeps user binds off the service connection, whose identity must not change.
+    """
+
+    def __init__(self, servers: ServerList, settings: DirectorySettings) -> None:
+        self._servers = servers
+        self._settings = settings
+        self._slots = threading.BoundedSemaphore(settings.bind_pool_size)
+        self._idle: list[Connection] = []
+        self._idle_lock = threading.Lock()
+        #: How many connections were opened (for tests and metrics).
+        self.opened = 0
+
+    def _new(self) -> Connection:
+        failures = []
+        for server in self._servers.candidates():
+            try:
+                connection = open_connection(server, None, None, self._settings)
+            except ServerDown as error:
+                self._servers.mark_down(server)
+                failures.append(str(error))
+                continue
+            self._servers.mark_up(server)
+            self.opened += 1
+            return connection
+        raise DirectoryUnavailable("no LDAP server answered: " + "; ".join(failures))
+
+    @contextmanager
+    def _borrow(self) -> Iterator[Connection]:
+        wait = self._settings.connect_timeout + self._settings.receive_timeout
+        if not self._slots.acquire(timeout=wait):
+            raise DirectoryUnavailable("all LDAP bind connections stayed busy")
+        try:
+            with self._idle_lock:
+                connection = self._idle.pop() if self._idle else None
+            if connection is None or connection.closed:
+                connection = self._new()
+            healthy = False
+            try:
+                yield connection
+                healthy = not connection.closed
+            finally:
+                if healthy:
+                    with self._idle_lock:
+                        self._idle.append(connection)
+                else:
+                    self._servers.mark_down(connection.server)
+                    _close_quietly(connection)
+        finally:
+            self._slots.release()
+
+    def bind(self, dn: str, password: str, controls: list[Any] | None) -> dict[str, Any]:
+        """Bind as ``dn`` and return ldap3's result (code, controls…).
+
+        Retries once on another connection (and server) after a network failure.
+
+        :raises DirectoryUnavailable: no server answered, or all connections busy.
+        """
+        last: Exception | None = None
+        for attempt in (1, 2):
+            try:
+                with self._borrow() as connection:
+                    try:
+                        connection.rebind(user=dn, password=password, read_server_info=False, controls=controls)
+                        check_answer(connection)
+                    except (ServerDown, *NETWORK_ERRORS) as error:
+                        _close_quietly(connection)  # not returned to the pool
+                        raise ServerDown(str(error)) from error
+                    finally:
+                        connection.password = None
+                    return dict(connection.result or {})
+            except ServerDown as error:
+                logger.warning("LDAP bind failed on the network (attempt %d): %s", attempt, error)
+                last = error
+        raise DirectoryUnavailable(f"LDAP bind failed twice: {last}")
+
+    def close(self) -> None:
+        """Unbind the idle connections."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            _close_quietly(connection)

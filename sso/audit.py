@@ -1,0 +1,66 @@
+"""Structured audit events: one JSON line per sign-in, logout, validation, link and password change.
+
+A separate stream (logger ``sso.audit``) so operators can ship it apart from the application log.
+Values are cleaned here, once: ticket ids keep their prefix only, newlines and control characters
+are removed, nothing that looks like a secret is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sso.tickets.ids import redact
+
+logger = logging.getLogger("sso.audit")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TICKET = re.compile(r"\b(?:ST|PT|PGT|PGTIOU|TGT)-[A-Za-z0-9-]+")
+#: Keys that must never reach the audit log, whatever the caller passes.
+_FORBIDDEN = frozenset({"password", "token", "ticket_id", "secret"})
+
+
+def clean(value: object, limit: int = 200) -> str:
+    """A value fit for a log line: no control characters, ticket ids redacted, bounded length."""
+    text = _CONTROL.sub(" ", str(value))
+    text = _TICKET.sub(lambda match: redact(match.group(0)), text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class Audit:
+    """Write audit events as JSON lines.
+
+    :param clock: POSIX time source (tests freeze it).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+
+    def __call__(self, event: str, **fields: object) -> None:
+        """Record ``event`` (``login.success``, ``logout``, ``validate.failure``…) with its fields."""
+        record: dict[str, object] = {"ts": round(self._clock(), 3), "event": event}
+        for key, value in fields.items():
+            if key in _FORBIDDEN:
+                raise ValueError(f"audit field {key!r} would leak a secret")
+            if value is not None:
+                record[key] = value if isinstance(value, bool | int | float) else clean(value)
+        logger.info("%s", json.dumps(record, ensure_ascii=False, sort_keys=True))
+
+
+def configure(target: str) -> None:
+    """Send the audit stream to a file as bare JSON lines; ``-`` leaves it to the application's
+    logging (standard error), where it travels with every other line."""
+    if target == "-":
+        return
+    handler = logging.FileHandler(Path(target), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+        old.close()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

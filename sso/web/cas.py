@@ -1,0 +1,326 @@
+"""CAS endpoints (CAS 3.0 §2): thin views that translate HTTP to :mod:`sso.cas` calls and back."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from datetime import date
+
+from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from ldapdir import Account, AccountState, DirectoryUnavailable, PasswordCheck
+from sso.cas import login as cas_login
+from sso.cas import params, proxy, responses, saml, validation
+from sso.cas.errors import CasError, Code
+from sso.cas.logout import slo_targets
+from sso.tickets.ids import redact
+from sso.tickets.registry import RegistryUnavailable
+from sso.web.forms import LoginForm
+from sso.web.pages import message_page
+from sso.web.runtime import runtime
+from sso.web.security import client_address, throttle_failed_logins
+from sso.web.session import clear_tgc, current_tgt, set_tgc
+
+bp = Blueprint("cas", __name__)
+log = logging.getLogger(__name__)
+
+XML = "application/xml; charset=utf-8"
+JSON = "application/json; charset=utf-8"
+
+
+def _args() -> dict[str, list[str]]:
+    return request.args.to_dict(flat=False)
+
+
+def _bad_request() -> Response:
+    return message_page(_("Requête invalide"), _("Le lien que vous avez suivi est incomplet ou mal formé."), 400)
+
+
+@bp.get("/login")
+def login() -> Response:
+    """Sign-in page, or SSO straight to the service (CAS 3.0 §2.1)."""
+    rt = runtime()
+    try:
+        req = params.parse_login(_args())
+    except CasError:
+        return _bad_request()
+    decision = cas_login.decide(
+        req, current_tgt(), rt.services, rt.tickets, rt.settings.tickets.lifetimes, rt.clock()
+    )
+    return _render_decision(decision, LoginForm())
+
+
+@bp.post("/login")
+@throttle_failed_logins
+def login_post() -> Response:
+    """Check the credentials (CAS 3.0 §2.2), open a fresh session and go on to the service."""
+    rt = runtime()
+    try:
+        req = params.parse_login(_args())
+    except CasError:
+        return _bad_request()
+    form = LoginForm()
+    service = rt.services.match(req.service) if req.service else None
+    if req.service and service is None:
+        return _render_decision(cas_login.UnknownService(req.service), form)
+    if not form.validate_on_submit():
+        return _login_page(form, service, req, status=400)
+    refusal = _authenticate(form)
+    if isinstance(refusal, Response):
+        return refusal
+    if isinstance(refusal, str):
+        return _login_page(form, service, req, status=401, error=refusal)
+    return _open_session(refusal, req)
+
+
+def _authenticate(form: LoginForm) -> Account | str | Response:
+    """The account, or the French reason it may not sign in, or a page to show instead."""
+    rt = runtime()
+    identifier, password = form.username.data or "", form.password.data or ""
+    account = rt.directory.find(identifier, date.today())
+    usable = account is not None and account.state is not AccountState.NEVER_ACTIVATED
+    check = rt.directory.check_password(account, password) if usable else PasswordCheck.INVALID  # type: ignore[arg-type]
+    outcome = _outcome(account, check)
+    rt.audit(
+        "login.success" if outcome is None else "login.failure",
+        user=account.user if account else None,
+        identifier=None if account else identifier,
+        reason=None if outcome is None else outcome[0],
+        ip=client_address(),
+    )
+    if outcome is None:
+        return account  # type: ignore[return-value]
+    return outcome[1]
+
+
+def _outcome(account: Account | None, check: PasswordCheck) -> tuple[str, str] | None:
+    """``None`` if the person may sign in, else (reason code, message for the page)."""
+    wrong = ("invalid", _("Identifiant ou mot de passe incorrect."))
+    if account is None:
+        return wrong
+    if account.state is AccountState.NEVER_ACTIVATED:
+        return ("never_activated", _("Votre compte n'est pas encore activé. Utilisez « 1ère connexion » pour l'activer."))
+    if check is PasswordCheck.INVALID:
+        return wrong
+    if check is PasswordCheck.LOCKED or account.state is AccountState.LOCKED:
+        return ("locked", _("Votre compte est verrouillé. Contactez l'assistance informatique."))
+    if account.state is AccountState.EXPIRED:
+        when = account.expires.strftime("%d/%m/%Y") if account.expires else ""
+        return ("expired", _("Votre compte a expiré le %(date)s : il ne permet plus d'accéder à l'ENT.", date=when))
+    if check in (PasswordCheck.EXPIRED, PasswordCheck.MUST_CHANGE) or account.state in (
+        AccountState.PASSWORD_EXPIRED,
+        AccountState.MUST_CHANGE,
+    ):
+        return ("must_change", _("Votre mot de passe doit être changé. Utilisez « Problème de connexion » pour en choisir un nouveau."))
+    return None
+
+
+def _open_session(account: Account, req: params.LoginRequest) -> Response:
+    """A fresh TGT at every sign-in (no fixation); the previous session, if any, is ended."""
+    rt = runtime()
+    now = rt.clock()
+    previous = current_tgt()
+    if previous is not None:
+        _end_session(previous.id)
+    tgt = cas_login.new_session(account.user, account.attributes, rt.settings.tickets.lifetimes, now)
+    rt.tickets.add(tgt)
+    decision = cas_login.after_authentication(req, tgt, rt.services, rt.tickets, rt.settings.tickets.lifetimes, now)
+    if isinstance(decision, cas_login.ShowSignedIn):
+        response = redirect(url_for("cas.login"), 303)
+    else:
+        response = _render_decision(decision, LoginForm())
+    set_tgc(response, tgt)
+    return response
+
+
+def _render_decision(decision: object, form: LoginForm) -> Response:
+    rt = runtime()
+    match decision:
+        case cas_login.ShowForm(service=service, request=req):
+            return _login_page(form, service, req)
+        case cas_login.Redirect(url=url):
+            return redirect(url, 302)
+        case cas_login.IssueTicket(ticket=ticket, url=url, method=method):
+            rt.audit("ticket.issued", user=ticket.user, service=ticket.service_id, ticket=redact(ticket.id))
+            if method == "POST":
+                return make_response(render_template("post_redirect.html", action=ticket.service, ticket=ticket.id))
+            return redirect(url, 302)
+        case cas_login.ConfirmWarn():
+            return make_response(render_template("warn.html", decision=decision))
+        case cas_login.ShowSignedIn(tgt=tgt):
+            tiles = [service for service in rt.services if service.show_on_portal]
+            return make_response(render_template("signed_in.html", tgt=tgt, services=tiles))
+        case cas_login.UnknownService():
+            return message_page(
+                _("Application non autorisée"),
+                _("Cette application n'est pas autorisée à utiliser le service d'authentification de l'ENT."),
+                403,
+            )
+    raise TypeError(f"unexpected login decision {decision!r}")
+
+
+def _login_page(form, service, req, status: int = 200, error: str | None = None) -> Response:  # type: ignore[no-untyped-def]
+    body = render_template("login.html", form=form, service=service, login_request=req, error=error)
+    return make_response(body, status)
+
+
+def throttled_login_page(reset_at: float) -> Response:
+    """The sign-in page again, keeping what was typed but the password, with the wait time (429)."""
+    rt = runtime()
+    try:
+        req = params.parse_login(_args())
+    except CasError:
+        return _bad_request()
+    minutes = max(1, math.ceil((reset_at - time.time()) / 60))  # the limiter counts in real time
+    rt.audit("login.throttled", ip=client_address())
+    error = ngettext(
+        "Trop de tentatives infructueuses. Réessayez dans %(num)d minute.",
+        "Trop de tentatives infructueuses. Réessayez dans %(num)d minutes.",
+        minutes,
+    )
+    service = rt.services.match(req.service) if req.service else None
+    response = _login_page(LoginForm(), service, req, status=429, error=error)
+    response.headers["Retry-After"] = str(minutes * 60)
+    return response
+
+
+def _end_session(tgt_id: str) -> None:
+    rt = runtime()
+    targets = slo_targets(rt.tickets.end_session(tgt_id), rt.services)
+    if targets:
+        rt.logout.dispatch(targets)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Response:
+    """End the session, notify the services (SLO), then go back to a registered service only (CAS 3.0 §2.3)."""
+    rt = runtime()
+    tgt = current_tgt()
+    if tgt is not None:
+        _end_session(tgt.id)
+        rt.audit("logout", user=tgt.user, ip=client_address())
+    target = request.args.get("service") or request.args.get("url") or ""
+    if target and rt.services.match(target) is not None and len(request.args.getlist("service")) <= 1:
+        response = redirect(target, 302)
+    else:
+        response = message_page(_("Déconnexion réussie"), _("Vous êtes déconnecté de l'ENT. Pour plus de sécurité, fermez votre navigateur."), 200, link=(url_for("cas.login"), _("Se reconnecter")))
+    clear_tgc(response)
+    return response
+
+
+def _validation_failure(error: CasError, kind: str, fmt: str, version: int) -> Response:
+    runtime().audit("validate.failure", endpoint=kind, code=error.code.value, ip=client_address())
+    if version == 1:
+        return Response(responses.cas1_failure(), mimetype="text/plain")
+    if fmt == "JSON":
+        return Response(responses.json_failure(error), content_type=JSON)
+    return Response(responses.xml_failure(error), content_type=XML)
+
+
+def _check_ticket(req: params.ValidateRequest, allow_proxy: bool) -> validation.Success:
+    """Validate a ticket; an unreachable store is INTERNAL_ERROR (CAS 3.0 §2.5.3), never a 500."""
+    rt = runtime()
+    try:
+        return validation.validate(
+            req,
+            tickets=rt.tickets,
+            services=rt.services,
+            lifetimes=rt.settings.tickets.lifetimes,
+            settings=rt.settings.cas,
+            now=rt.clock(),
+            allow_proxy_tickets=allow_proxy,
+            deliver_pgt=rt.deliver_pgt,
+        )
+    except (RegistryUnavailable, DirectoryUnavailable):
+        raise CasError(Code.INTERNAL_ERROR, "ticket store unavailable") from None
+
+
+def _validate(kind: str, version: int, allow_proxy: bool) -> Response:
+    rt = runtime()
+    fmt = "JSON" if request.args.get("format", "").upper() == "JSON" else "XML"
+    try:
+        req = params.parse_validate(_args())
+        fmt = req.format
+        success = _check_ticket(req, allow_proxy)
+    except CasError as error:
+        return _validation_failure(error, kind, fmt, version)
+    rt.audit("validate.success", endpoint=kind, user=success.user, service=success.service.id, ip=client_address())
+    if version == 1:
+        return Response(responses.cas1_success(success.user), mimetype="text/plain")
+    if fmt == "JSON":
+        return Response(responses.json_success(success, version), content_type=JSON)
+    return Response(responses.xml_success(success, version), content_type=XML)
+
+
+@bp.get("/validate")
+def validate_v1() -> Response:
+    """CAS 1.0 validation (CAS 3.0 §2.4): plain text, service tickets only."""
+    return _validate("validate", 1, allow_proxy=False)
+
+
+@bp.get("/serviceValidate")
+def service_validate() -> Response:
+    """CAS 2.0 service ticket validation (CAS 3.0 §2.5)."""
+    return _validate("serviceValidate", 2, allow_proxy=False)
+
+
+@bp.get("/proxyValidate")
+def proxy_validate() -> Response:
+    """CAS 2.0 service and proxy ticket validation (CAS 3.0 §2.6)."""
+    return _validate("proxyValidate", 2, allow_proxy=True)
+
+
+@bp.get("/p3/serviceValidate")
+def p3_service_validate() -> Response:
+    """CAS 3.0 service ticket validation with attributes (CAS 3.0 §2.8)."""
+    return _validate("p3/serviceValidate", 3, allow_proxy=False)
+
+
+@bp.get("/p3/proxyValidate")
+def p3_proxy_validate() -> Response:
+    """CAS 3.0 service and proxy ticket validation with attributes (CAS 3.0 §2.9)."""
+    return _validate("p3/proxyValidate", 3, allow_proxy=True)
+
+
+@bp.get("/proxy")
+def proxy_ticket() -> Response:
+    """Proxy ticket granting (CAS 3.0 §2.7)."""
+    rt = runtime()
+    fmt = "JSON" if request.args.get("format", "").upper() == "JSON" else "XML"
+    try:
+        req = params.parse_proxy(_args())
+        pt = proxy.grant_proxy_ticket(
+            req, tickets=rt.tickets, services=rt.services, lifetimes=rt.settings.tickets.lifetimes, now=rt.clock()
+        )
+    except CasError as error:
+        rt.audit("proxy.failure", code=error.code.value, ip=client_address())
+        body = responses.proxy_json_failure(error) if fmt == "JSON" else responses.proxy_xml_failure(error)
+        return Response(body, content_type=JSON if fmt == "JSON" else XML)
+    except RegistryUnavailable:
+        error = CasError(Code.INTERNAL_ERROR, "ticket store unavailable")
+        return Response(responses.proxy_xml_failure(error), content_type=XML)
+    rt.audit("proxy.success", user=pt.user, service=pt.service_id, ip=client_address())
+    body = responses.proxy_json_success(pt.id) if fmt == "JSON" else responses.proxy_xml_success(pt.id)
+    return Response(body, content_type=JSON if fmt == "JSON" else XML)
+
+
+@bp.post("/samlValidate")
+def saml_validate() -> Response:
+    """SAML 1.1 validation (CAS 3.0 §4.2): ``TARGET`` names the service, the body holds the ticket."""
+    rt = runtime()
+    now = rt.clock()
+    request_id = ""
+    try:
+        target = params.single(_args(), "TARGET", required=True) or ""
+        request_id, ticket = saml.parse_saml_request(request.get_data(cache=False))
+        req = params.ValidateRequest(ticket=ticket, service=target, renew=False, pgt_url=None, format="XML")
+        success = _check_ticket(req, allow_proxy=False)
+    except CasError as error:
+        rt.audit("validate.failure", endpoint="samlValidate", code=error.code.value, ip=client_address())
+        return Response(saml.saml_failure(error, request_id, now), content_type="text/xml; charset=utf-8")
+    rt.audit("validate.success", endpoint="samlValidate", user=success.user, service=success.service.id)
+    body = saml.saml_success(success, request_id, rt.settings.site.base_url, now)
+    return Response(body, content_type="text/xml; charset=utf-8")

@@ -1,0 +1,49 @@
+"""The running server's parts, built once per app and kept in ``app.extensions["sso"]``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from ldapdir import Directory
+from sso.activation.flow import ActivationFlow
+from sso.audit import Audit
+from sso.cas.logout import LogoutDispatcher
+from sso.config import Settings
+from sso.mailqueue import MailQueue
+from sso.services import ServiceRegistry
+from sso.tickets.registry import TicketRegistry
+
+
+@dataclass
+class Runtime:
+    """Everything a view needs, built from the settings by :func:`sso.app.create_app`."""
+
+    settings: Settings
+    directory: Directory
+    tickets: TicketRegistry
+    services: ServiceRegistry
+    logout: LogoutDispatcher
+    mail: MailQueue
+    activation: ActivationFlow
+    audit: Audit
+    #: Delivers a PGT to a proxy callback (CAS 3.0 §2.5.4): (pgt_url, pgt, pgtiou) -> delivered.
+    deliver_pgt: Callable[[str, str, str], bool]
+    #: POSIX time source; tests replace it.
+    clock: Callable[[], float] = time.time
+
+    def close(self) -> None:
+        """Stop background workers and release connections."""
+        self.activation.shutdown()
+        self.mail.shutdown()
+        self.logout.shutdown()
+        self.tickets.close()
+        self.directory.close()
+
+
+def runtime(app: Flask | None = None) -> Runtime:
+    """The runtime of ``app`` (default: the current app)."""
+    return (app or current_app).extensions["sso"]  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""Test support: launchers for real servers (private instances on free loopback ports)."""

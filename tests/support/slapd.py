@@ -1,0 +1,365 @@
+"""A private OpenLDAP ``slapd`` for integration tests (in the style of python-ldap's slapdtest).
+
+Each :class:`Slapd` owns a temporary folder: a ``cn=config`` built with
+``slapadd -n0`` from generated LDIF (mdb database for ``dc=univ-demo,dc=fr``,
+core/cosine/inetorgperson/nis schemas, ``tests/data/ldap/supann-min.ldif``,
+the ppolicy overlay with a default policy, the monitor database), the data
+seeded offline with ``slapadd`` (which accepts operational attributes such
+as ``pwdAccountLockedTime``), and a loopback port of its own. The Debian
+system instance on port 389, if any, is never touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from ldap3 import NONE, Connection, Server
+
+from ldapdir.settings import DirectorySettings
+
+from tests.support.ports import LOOPBACK, accepts_connections, free_port
+
+SLAPD = Path("/usr/sbin/slapd")
+SLAPADD = Path("/usr/sbin/slapadd")
+SCHEMA_DIR = Path("/etc/ldap/schema")
+MODULE_DIR = Path("/usr/lib/ldap")
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data" / "ldap"
+#: The demo people (also the embedded demo's data).
+DEMO_LDIF = ROOT / "config" / "demo-directory.ldif"
+#: Minimal SUPANN/SCHAC/eduPerson schema (cn=config form).
+SCHEMA_LDIF = DATA / "supann-min.ldif"
+#: ``ou=policies`` and the default password policy.
+PPOLICY_LDIF = DATA / "ppolicy.ldif"
+
+#: Environment variable that turns "skip, slapd missing" into a failure (CI).
+REQUIRE_ENV = "SSO_REQUIRE_SERVERS"
+
+
+def require_slapd() -> None:
+    """Skip the calling test when slapd is not installed, or fail under CI."""
+    missing = [str(path) for path in (SLAPD, SLAPADD) if not path.exists()]
+    if not missing:
+        return
+    reason = f"OpenLDAP not installed ({', '.join(missing)} missing; apt install slapd ldap-utils)"
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(reason + f" and {REQUIRE_ENV}=1")
+    pytest.skip(reason)
+
+
+def _ssha(password: str) -> str:
+    salt = secrets.token_bytes(8)
+    return "{SSHA}" + base64.b64encode(hashlib.sha1(password.encode() + salt).digest() + salt).decode()
+
+
+def directory_settings(*servers: Slapd, **overrides: object) -> DirectorySettings:
+    """Settings for the demo directory: on ``servers`` (in failover order), or
+    for the embedded directory when none is given. ``overrides`` replace fields."""
+    values: dict[str, object] = {
+        "urls": tuple(server.url for server in servers),
+        "bind_dn": Slapd.service_dn,
+        "bind_password": Slapd.service_pw,
+        "people_base": Slapd.people_base,
+        "release_attributes": ("uid", "mail", "cn", "displayName", "givenName", "sn", "eduPersonAffiliation"),
+        "connect_timeout": 2.0,
+        "receive_timeout": 2.0,
+    }
+    values.update(overrides)
+    return DirectorySettings(**values)  # type: ignore[arg-type]
+
+
+class SlapdError(RuntimeError):
+    """slapd could not be set up or did not start; carries its log's tail."""
+
+
+class Slapd:
+    """One private slapd. ``setup()`` once, then ``start()``/``stop()``/``kill()`` freely.
+
+    :param workdir: an empty folder owned by this instance.
+    :param extra_ldif: more entries to seed (e.g. generated accounts for a bench).
+    :param policy: overrides of the default password policy (``pwdMaxFailure``…).
+    """
+
+    #: Base of the directory.
+    suffix = "dc=univ-demo,dc=fr"
+    #: Where people are.
+    people_base = "ou=people,dc=univ-demo,dc=fr"
+    #: The database's root (bypasses ACLs and policy): for tests only.
+    root_dn = "cn=admin,dc=univ-demo,dc=fr"
+    #: The SSO's service account (from the demo LDIF).
+    service_dn = "cn=sso,ou=services,dc=univ-demo,dc=fr"
+    service_pw = "sso-service-secret"
+    #: DN of the default password policy.
+    policy_dn = "cn=default,ou=policies,dc=univ-demo,dc=fr"
+
+    def __init__(
+        self,
+        workdir: Path,
+        extra_ldif: Sequence[Path] = (),
+        policy: dict[str, str] | None = None,
+        start_timeout: float = 15.0,
+    ) -> None:
+        require_slapd()
+        self.workdir = Path(workdir)
+        self.extra_ldif = tuple(Path(path) for path in extra_ldif)
+        self.policy = dict(policy or {})
+        self.start_timeout = start_timeout
+        #: Password of :attr:`root_dn` (random per instance).
+        self.root_pw = secrets.token_urlsafe(16)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._config = self.workdir / "slapd.d"
+        self._db = self.workdir / "db"
+        self._log = self.workdir / "slapd.log"
+        self._ready = False
+        self._frozen = False
+
+    # -- what clients need ---------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``ldap://127.0.0.1:PORT``."""
+        return f"ldap://{LOOPBACK}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the slapd process is alive."""
+        return self.process is not None and self.process.poll() is None
+
+    # -- building ------------------------------------------------------------------------------
+
+    def _config_ldif(self) -> str:
+        service = self.service_dn
+        return f"""dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: {self.workdir}/slapd.pid
+olcLogLevel: none
+olcIdleTimeout: 0
+
+dn: cn=module{{0}},cn=config
+objectClass: olcModuleList
+cn: module{{0}}
+olcModulePath: {MODULE_DIR}
+olcModuleLoad: back_mdb
+olcModuleLoad: ppolicy
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+include: file://{SCHEMA_DIR}/core.ldif
+include: file://{SCHEMA_DIR}/cosine.ldif
+include: file://{SCHEMA_DIR}/inetorgperson.ldif
+include: file://{SCHEMA_DIR}/nis.ldif
+include: file://{SCHEMA_LDIF}
+
+dn: olcDatabase={{-1}}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {{-1}}frontend
+olcPasswordHash: {{SSHA}}
+olcAccess: {{0}}to dn.exact="" by * read
+olcAccess: {{1}}to dn.base="cn=Subschema" by * read
+
+dn: olcDatabase={{0}}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {{0}}config
+olcAccess: {{0}}to * by * none
+
+dn: olcDatabase={{1}}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {{1}}mdb
+olcSuffix: {self.suffix}
+olcRootDN: {self.root_dn}
+olcRootPW: {_ssha(self.root_pw)}
+olcDbDirectory: {self._db}
+olcDbMaxSize: 268435456
+olcDbNoSync: TRUE
+olcDbIndex: objectClass eq
+olcDbIndex: uid,mail,supannMailPerso eq
+olcAccess: {{0}}to attrs=userPassword by dn.exact="{service}" write by self write by anonymous auth by * none
+olcAccess: {{1}}to dn.subtree="{self.people_base}" by dn.exact="{service}" write by self read by * none
+olcAccess: {{2}}to * by dn.exact="{service}" read by * none
+
+dn: olcOverlay={{0}}ppolicy,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcPPolicyConfig
+olcOverlay: {{0}}ppolicy
+olcPPolicyDefault: {self.policy_dn}
+olcPPolicyHashCleartext: TRUE
+olcPPolicyUseLockout: TRUE
+
+dn: olcDatabase={{2}}monitor,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {{2}}monitor
+olcAccess: {{0}}to * by dn.exact="{self.root_dn}" read by * none
+"""
+
+    def _policy_ldif(self) -> str:
+        text = PPOLICY_LDIF.read_text(encoding="utf-8")
+        for name, value in self.policy.items():
+            lines = [line for line in text.splitlines() if not line.startswith(f"{name}:")]
+            lines.append(f"{name}: {value}")
+            text = "\n".join(lines) + "\n"
+        return text
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(args, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SlapdError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr[-2000:]}")
+
+    def setup(self) -> Slapd:
+        """Build cn=config and seed the database (offline, with slapadd)."""
+        self._config.mkdir(parents=True)
+        self._db.mkdir(parents=True)
+        config = self.workdir / "config.ldif"
+        config.write_text(self._config_ldif(), encoding="utf-8")
+        self._run(str(SLAPADD), "-n0", "-F", str(self._config), "-l", str(config))
+        policy = self.workdir / "policy.ldif"
+        policy.write_text(self._policy_ldif(), encoding="utf-8")
+        for seed in (DEMO_LDIF, policy, *self.extra_ldif):
+            self._run(str(SLAPADD), "-q", "-F", str(self._config), "-b", self.suffix, "-l", str(seed))
+        return self
+
+    # -- running -------------------------------------------------------------------------------
+
+    def start(self) -> Slapd:
+        """Start slapd (again) on its port and wait until it answers.
+
+        :raises SlapdError: it exited, or did not answer within ``start_timeout``.
+        """
+        if self.running:
+            return self
+        for attempt in range(3):
+            log = self._log.open("ab")
+            try:
+                self.process = subprocess.Popen(
+                    [str(SLAPD), "-F", str(self._config), "-h", self.url, "-d", "0"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            finally:
+                log.close()
+            try:
+                self._wait_ready()
+                return self
+            except SlapdError:
+                self.kill()
+                in_use = "Address already in use" in self.log_tail()
+                if not in_use or self._ready or attempt == 2:
+                    raise
+                self.port = free_port()  # lost the race for the port: only before the first start
+        raise SlapdError("unreachable")  # pragma: no cover
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise SlapdError(f"slapd exited ({self.process and self.process.returncode}): {self.log_tail()}")
+            if accepts_connections(LOOPBACK, self.port) and self._answers():
+                self._ready = True
+                return
+            time.sleep(0.05)
+        raise SlapdError(f"slapd did not answer within {self.start_timeout}s: {self.log_tail()}")
+
+    def _answers(self) -> bool:
+        connection = Connection(Server(self.url, get_info=NONE, connect_timeout=1), receive_timeout=2)
+        try:
+            return bool(connection.bind())
+        except OSError:
+            return False
+        finally:
+            connection.unbind()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop slapd cleanly (SIGTERM), killing it if it does not exit in time."""
+        if self.process is None:
+            return
+        self.thaw()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def freeze(self) -> None:
+        """Suspend slapd (SIGSTOP): it still accepts TCP connections (the kernel
+        queues them) but never answers, like a hung server."""
+        if self.running and self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
+            self._frozen = True
+
+    def thaw(self) -> None:
+        """Resume a frozen slapd (SIGCONT)."""
+        if self.process is not None and self._frozen:
+            self.process.send_signal(signal.SIGCONT)
+            self._frozen = False
+
+    def kill(self) -> None:
+        """Kill slapd at once (SIGKILL), as a crash would."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.process = None
+        self._frozen = False
+
+    def log_tail(self, size: int = 2000) -> str:
+        """The end of slapd's output."""
+        try:
+            return self._log.read_text(encoding="utf-8", errors="replace")[-size:]
+        except FileNotFoundError:
+            return ""
+
+    def cleanup(self) -> None:
+        """Stop and remove the folder."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- tests' own access ---------------------------------------------------------------------
+
+    def root_connection(self) -> Connection:
+        """A connection bound as the root DN (tests arrange data with it; close it)."""
+        connection = Connection(
+            Server(self.url, get_info=NONE, connect_timeout=3),
+            user=self.root_dn,
+            password=self.root_pw,
+            receive_timeout=5,
+            raise_exceptions=True,
+        )
+        connection.bind()
+        return connection
+
+    def monitor_counter(self, dn: str) -> int:
+        """A ``monitorCounter`` of the monitor database, e.g.
+        ``cn=Total,cn=Connections,cn=Monitor`` (connections accepted so far)."""
+        connection = self.root_connection()
+        try:
+            connection.search(dn, "(objectClass=*)", search_scope="BASE", attributes=["monitorCounter"])
+            return int(connection.response[0]["raw_attributes"]["monitorCounter"][0])
+        finally:
+            connection.unbind()
+
+    def __enter__(self) -> Slapd:
+        return self.setup().start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()

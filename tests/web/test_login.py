@@ -1,0 +1,183 @@
+"""/login and /logout through the Flask client on the embedded directory (CAS 3.0 §2.1–2.3)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.web.conftest import csrf_token, sign_in
+
+PORTAL = "http://127.0.0.1:8001/"
+MOODLE = "https://moodle.univ-demo.fr/course/view.php?id=3"
+STUDENT = ("camille.durand@etu.univ-demo.fr", "Soleil-Vert-2026")
+
+
+def ticket_of(response) -> str:
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return parse_qs(urlsplit(response.headers["Location"]).query)["ticket"][0]
+
+
+def test_login_page_speaks_the_words_users_know(client):
+    page = client.get("/login")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert '<html lang="fr">' in html
+    for words in ("Identifiant", "Mot de passe", "Se connecter", "1ère connexion", "Problème de connexion", "Aide",
+                  "prenom.nom@etu.univ-demo.fr", "prenom.nom@univ-demo.fr"):
+        assert words in html
+    assert 'href="https://infoservices.univ-demo.fr/aide-ent"' in html
+
+
+def test_sign_in_without_service_shows_the_services(client):
+    response = sign_in(client, *STUDENT)
+    assert response.status_code == 303
+    page = client.get("/login").get_data(as_text=True)
+    assert "Bonjour Camille" in page
+    assert "Cours en ligne" in page and "Se déconnecter" in page
+
+
+def test_cookie_is_httponly_scoped_and_samesite(client):
+    response = sign_in(client, *STUDENT)
+    cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("TGC="))
+    assert "HttpOnly" in cookie and "Path=/" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # the demo runs on plain http; under https it is set (test_https)
+
+
+@pytest.mark.parametrize("identifier", ["camille.durand@etu.univ-demo.fr", "  CAMILLE.Durand@ETU.univ-demo.fr ", "cdurand"])
+def test_identifier_forms(client, identifier):
+    response = sign_in(client, identifier, STUDENT[1], query=f"?service={PORTAL}")
+    assert ticket_of(response).startswith("ST-")
+
+
+def test_ticket_redirect_goes_to_the_registered_service(client):
+    response = sign_in(client, *STUDENT, query=f"?service={MOODLE}")
+    location = response.headers["Location"]
+    assert location.startswith("https://moodle.univ-demo.fr/course/view.php?id=3&ticket=ST-")
+
+
+@pytest.mark.parametrize(
+    ("identifier", "password", "message"),
+    [
+        ("camille.durand@etu.univ-demo.fr", "wrong-password", "Identifiant ou mot de passe incorrect."),
+        ("nobody@etu.univ-demo.fr", "Soleil-Vert-2026", "Identifiant ou mot de passe incorrect."),
+        ("lea.petit@etu.univ-demo.fr", "anything-at-all", "pas encore activé"),
+        ("paul.bernard@etu.univ-demo.fr", "Ancien-Mot-2024", "a expiré le"),
+        ("marc.leroy@univ-demo.fr", "Verrou-Ferme-2026", "verrouillé"),
+        ("paul.bernard@etu.univ-demo.fr", "not-his-password", "Identifiant ou mot de passe incorrect."),
+    ],
+)
+def test_refusals_have_their_own_french_message(client, identifier, password, message):
+    response = sign_in(client, identifier, password, query=f"?service={PORTAL}")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 401
+    assert message in html
+    assert 'role="alert"' in html
+    assert "Location" not in response.headers
+    assert identifier.strip() in html  # what was typed is kept
+
+
+def test_wrong_credentials_do_not_say_which_part_was_wrong(client):
+    unknown = sign_in(client, "nobody@etu.univ-demo.fr", "x").get_data(as_text=True)
+    wrong = sign_in(client, "camille.durand@etu.univ-demo.fr", "x").get_data(as_text=True)
+    assert unknown.replace("nobody@etu.univ-demo.fr", "ID").count("incorrect") == wrong.count("incorrect") == 1
+
+
+def test_post_without_csrf_token_is_refused_and_keeps_the_identifier(client):
+    response = client.post("/login", data={"username": STUDENT[0], "password": STUDENT[1]})
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "expiré" in html and STUDENT[0] in html
+    assert "TGC=" not in response.headers.get("Set-Cookie", "")
+
+
+def test_unknown_service_is_never_redirected_to(client):
+    for query in ("?service=https://evil.example/", "?service=https://moodle.univ-demo.fr.evil.example/"):
+        page = client.get("/login" + query)
+        assert page.status_code == 403
+        assert "non autorisée" in page.get_data(as_text=True)
+    sign_in(client, *STUDENT)
+    response = client.get("/login?service=https://evil.example/")
+    assert response.status_code == 403 and "Location" not in response.headers
+
+
+def test_sso_second_service_without_password(client, rt):
+    first = ticket_of(sign_in(client, *STUDENT, query=f"?service={PORTAL}"))
+    second = ticket_of(client.get(f"/login?service={MOODLE}"))
+    assert first != second
+    assert rt.tickets.take(second, rt.clock()).primary is False
+
+
+def test_renew_asks_for_the_password_again(client):
+    sign_in(client, *STUDENT)
+    page = client.get(f"/login?service={PORTAL}&renew=true")
+    assert page.status_code == 200 and 'name="password"' in page.get_data(as_text=True)
+
+
+def test_gateway_without_session_returns_to_the_service_without_ticket(client):
+    response = client.get(f"/login?service={PORTAL}&gateway=true")
+    assert response.status_code == 302
+    assert response.headers["Location"] == PORTAL
+
+
+def test_gateway_with_session_issues_a_ticket(client):
+    sign_in(client, *STUDENT)
+    assert ticket_of(client.get(f"/login?service={PORTAL}&gateway=true")).startswith("ST-")
+
+
+def test_gateway_to_unknown_service_does_not_redirect(client):
+    response = client.get("/login?service=https://evil.example/&gateway=true")
+    assert response.status_code == 403 and "Location" not in response.headers
+
+
+def test_method_post_posts_the_ticket(client):
+    response = sign_in(client, *STUDENT, query=f"?service={PORTAL}&method=POST")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f'action="{PORTAL}"' in html and 'name="ticket" value="ST-' in html
+    assert "<script src=" in html and "<script>" not in html
+
+
+def test_fresh_session_at_each_sign_in(client):
+    first = sign_in(client, *STUDENT).headers["Set-Cookie"]
+    second = sign_in(client, *STUDENT, query="?renew=true").headers["Set-Cookie"]
+    assert first.split(";")[0] != second.split(";")[0]
+    assert client.get("/login?renew=true").status_code == 200
+
+
+def test_logout_ends_the_session_and_redirects_only_to_registered_services(client, rt):
+    sign_in(client, *STUDENT)
+    response = client.get(f"/logout?service={PORTAL}")
+    assert response.status_code == 302 and response.headers["Location"] == PORTAL
+    assert "TGC=;" in response.headers["Set-Cookie"]
+    page = client.get("/login").get_data(as_text=True)
+    assert 'name="password"' in page
+    evil = client.get("/logout?service=https://evil.example/")
+    assert evil.status_code == 200 and "Location" not in evil.headers
+    assert "déconnecté" in evil.get_data(as_text=True)
+
+
+def test_failed_sign_ins_are_throttled_per_identifier(client):
+    for _ in range(5):
+        assert sign_in(client, STUDENT[0], "wrong").status_code == 401
+    response = sign_in(client, *STUDENT)
+    assert response.status_code == 429
+    html = response.get_data(as_text=True)
+    assert "Trop de tentatives" in html and "Réessayez dans" in html
+    assert int(response.headers["Retry-After"]) > 0
+    # another person on the same address is not locked out by someone else's identifier
+    assert sign_in(client, "jean.dupont@univ-demo.fr", "Marche-Bleu-2026").status_code == 303
+
+
+def test_security_headers(client):
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_english_is_available(client):
+    page = client.get("/login", headers={"Accept-Language": "en-GB,en;q=0.9"}).get_data(as_text=True)
+    assert '<html lang="en">' in page
