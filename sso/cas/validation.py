@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from sso.cas.errors import CasError, Code
 from sso.cas.params import ValidateRequest
-from sso.cas.proxy import check_callback
+from sso.cas.proxy import Resolver, check_callback, resolve_host
 from sso.cas.settings import CasSettings
 from sso.services import Service, ServiceRegistry
 from sso.tickets.ids import new_id, redact, well_formed
@@ -132,9 +132,10 @@ def _grant_pgt(
     settings: CasSettings,
     now: float,
     deliver_pgt: DeliverPgt,
+    resolve: Resolver,
 ) -> str:
     """Deliver and store a PGT for ``ticket``; return its IOU (CAS 3.0 §2.5.4)."""
-    check_callback(pgt_url, service, settings)
+    check_callback(pgt_url, service, settings, resolve=resolve)
     if len(ticket.proxies) >= settings.max_proxy_depth:
         raise CasError(Code.UNAUTHORIZED_SERVICE_PROXY, "the proxy chain is too long")
     pgt = ProxyGrantingTicket(
@@ -164,11 +165,13 @@ def validate(
     now: float,
     allow_proxy_tickets: bool,
     deliver_pgt: DeliverPgt,
+    resolve: Resolver = resolve_host,
 ) -> Success:
     """Validate ``request.ticket`` for ``request.service`` (see the module docstring).
 
     :param allow_proxy_tickets: ``True`` for ``/proxyValidate`` and ``/p3/proxyValidate``.
     :param deliver_pgt: performs the proxy callback; see :func:`sso.cas.proxy.deliver_pgt_http`.
+    :param resolve: resolves the callback host for the public-address check (tests replace it).
     :raises CasError: with the failure code to report.
     """
     try:
@@ -189,6 +192,7 @@ def validate(
                 settings=settings,
                 now=now,
                 deliver_pgt=deliver_pgt,
+                resolve=resolve,
             )
     except RegistryUnavailable as exc:
         logger.error("ticket store unavailable during validation: %s", exc)
