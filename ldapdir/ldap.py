@@ -201,8 +201,11 @@ class LdapDirectory:
         """See :meth:`ldapdir.base.Directory.update` (one modify: all or nothing).
 
         :raises AccountNotFound: the entry is gone.
-        :raises ValueError: the directory refused the change (schema, access).
+        :raises ValueError: ``userPassword`` (use :meth:`set_password`), or the
+            directory refused the change (schema, access).
         """
+        if any(name.lower() == "userpassword" for name in changes):
+            raise ValueError("userPassword is written with set_password, never with update")
         if not changes:
             return
         modifications = {name: [(MODIFY_REPLACE, list(values))] for name, values in changes.items()}

@@ -23,7 +23,7 @@ from sso.mailqueue import MailQueue
 from sso.resources import static_dir
 from sso.services import ServiceRegistry
 from sso.tickets.registry import TicketRegistry, open_registry
-from sso.web import account, cas, errors, i18n, mail, ops, security, theme
+from sso.web import account, cas, demo, errors, i18n, mail, ops, security, theme
 from sso.web.runtime import Runtime
 
 
@@ -56,6 +56,7 @@ def create_app(
     app.register_blueprint(cas.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(ops.bp)
+    demo.init_app(app)
     return app
 
 

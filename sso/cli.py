@@ -81,6 +81,10 @@ def serve(config: str | None, bind: str | None, workers: int, threads: int) -> N
     settings = _settings(config)
     path = str(config_path(config))
     bind = bind or _default_bind(settings.site.base_url)
+    if settings.embedded_directory is not None and workers > 1:
+        # The embedded (demo) directory lives in one process's memory: one worker, many threads.
+        click.echo("embedded directory: serving with one worker process", err=True)
+        workers = 1
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -188,9 +188,11 @@ class _Job:
 
 def mask_mail(address: str) -> str:
     """``jean.dupont@gmail.com`` → ``j•••@gmail.com`` (no first letter for local parts under 3)."""
-    local, _, domain = address.rpartition("@")
+    local, at, domain = address.rpartition("@")
+    if not at or not domain:
+        return "•••"
     shown = local[0] if len(local) >= 3 else ""
-    return f"{shown}•••@{domain}" if domain else "•••"
+    return f"{shown}•••@{domain}"
 
 
 def _values(account: Account, name: str) -> tuple[str, ...]:
@@ -222,6 +224,14 @@ def personal_values(account: Account, settings: ActivationSettings) -> tuple[str
 
 def _clean(value: str, limit: int = 100) -> str:
     return _CONTROL.sub(" ", value)[:limit]
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from a badly decoded form
+        return False
+    return True
 
 
 def _utcnow() -> datetime:
@@ -410,7 +420,7 @@ class ActivationFlow:
 
     def _find(self, identifier: str, now: datetime) -> Account | None:
         identifier = identifier.strip()
-        if not identifier or len(identifier) > MAX_IDENTIFIER:
+        if not identifier or len(identifier) > MAX_IDENTIFIER or not _encodable(identifier):
             return None
         return self._directory.find(identifier, now.astimezone(self._zone).date())
 

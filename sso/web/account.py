@@ -97,6 +97,7 @@ def request_link(purpose: str) -> Response:
         deadline=result.deadline,
         same_day=result.deadline.date() == today,
         hint=result.hint,
+        demo_outbox=runtime().settings.mail.outbox is not None,
     )
     return make_response(page)
 

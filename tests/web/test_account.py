@@ -165,3 +165,11 @@ def test_live_check_speaks_the_server_rules(client, rt):
 def test_link_requests_are_rate_limited(client):
     statuses = [ask_link(client, "lea.petit@etu.univ-demo.fr").status_code for _ in range(4)]
     assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
+
+
+def test_demo_outbox_shows_the_message_and_its_link(client, rt):
+    sent = ask_link(client, "lea.petit@etu.univ-demo.fr").get_data(as_text=True)
+    assert "/demo/outbox" in sent
+    rt.activation.drain()
+    page = client.get("/demo/outbox").get_data(as_text=True)
+    assert "lea.petit@perso.example" in page and 'href="http://127.0.0.1:8000/compte/lien?t=' in page
