@@ -7,6 +7,11 @@ sleeps ``POOLING_LOOP_TIMEOUT`` (a process-wide 10 s) before giving up.
 :class:`ServerList` marks a server down on *any* failure, including a
 ``receive_timeout``, prefers the others for ``server_retry_after`` seconds,
 and still tries it last, so a restarted directory is used again at once.
+
+Each new connection gets a new ldap3 ``Server`` object: a ``Server`` that
+failed to connect refuses every address for ``RESET_AVAILABILITY_TIMEOUT``
+(5 s, process-wide) with "invalid server address", which would delay the
+recovery. Connections are reused, so this costs nothing per operation.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ldap3 import NONE, SIMPLE, SYNC, Connection, Server, Tls
@@ -49,10 +55,13 @@ class ServerDown(Exception):
     """Internal: the server behind a connection failed; try another one."""
 
 
-def _server(url: str, settings: DirectorySettings) -> Server:
-    tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.tls_ca_file or None)
-    # get_info=NONE: no schema read on every connection; values are read raw.
-    return Server(url, connect_timeout=settings.connect_timeout, get_info=NONE, tls=tls)
+@dataclass(frozen=True)
+class Target:
+    """One configured server."""
+
+    #: Position in ``settings.urls``.
+    index: int
+    url: str
 
 
 class ServerList:
@@ -64,40 +73,42 @@ class ServerList:
     def __init__(self, settings: DirectorySettings, clock: Callable[[], float] = time.monotonic) -> None:
         if not settings.urls:
             raise ValueError("urls: name at least one LDAP server")
-        self._servers = [_server(url, settings) for url in settings.urls]
-        self._down_until = [0.0] * len(self._servers)
+        self._targets = [Target(index, url) for index, url in enumerate(settings.urls)]
+        self._down_until = [0.0] * len(self._targets)
         self._retry_after = settings.server_retry_after
         self._clock = clock
         self._lock = threading.Lock()
 
-    def candidates(self) -> list[Server]:
+    def candidates(self) -> list[Target]:
         """Servers to try now, in order: healthy ones first, then the others."""
         now = self._clock()
         with self._lock:
-            states = list(zip(self._servers, self._down_until, strict=True))
-        return [server for server, until in states if until <= now] + [
-            server for server, until in states if until > now
+            states = list(zip(self._targets, self._down_until, strict=True))
+        return [target for target, until in states if until <= now] + [
+            target for target, until in states if until > now
         ]
 
-    def mark_down(self, server: Server) -> None:
+    def mark_down(self, target: Target) -> None:
         """Prefer other servers for ``server_retry_after`` seconds."""
         with self._lock:
-            index = self._servers.index(server)
-            self._down_until[index] = self._clock() + self._retry_after
+            self._down_until[target.index] = self._clock() + self._retry_after
 
-    def mark_up(self, server: Server) -> None:
+    def mark_up(self, target: Target) -> None:
         """The server answered: no longer avoid it."""
         with self._lock:
-            self._down_until[self._servers.index(server)] = 0.0
+            self._down_until[target.index] = 0.0
 
 
-def open_connection(server: Server, user: str | None, password: str | None, settings: DirectorySettings) -> Connection:
-    """An open connection to ``server``, bound as ``user`` if given.
+def open_connection(target: Target, user: str | None, password: str | None, settings: DirectorySettings) -> Connection:
+    """An open connection to ``target``, bound as ``user`` if given.
 
     :raises ServerDown: the server could not be reached, or refused the bind
         (the service account's credentials are the same on every server, but
         a replica may lack the entry: the next server may accept it).
     """
+    tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.tls_ca_file or None)
+    # get_info=NONE: no schema read on every connection; values are read raw.
+    server = Server(target.url, connect_timeout=settings.connect_timeout, get_info=NONE, tls=tls)
     connection = Connection(
         server,
         user=user,
@@ -118,14 +129,14 @@ def open_connection(server: Server, user: str | None, password: str | None, sett
         if user and not connection.bind(read_server_info=False):
             description = connection.result.get("description") if connection.result else "no answer"
             connection.unbind()
-            logger.error("LDAP server %s refused the service bind: %s", server.host, description)
-            raise ServerDown(f"service bind refused by {server.host}: {description}")
+            logger.error("LDAP server %s refused the service bind: %s", target.url, description)
+            raise ServerDown(f"service bind refused by {target.url}: {description}")
     except NETWORK_ERRORS as error:
         _close_quietly(connection)
-        raise ServerDown(f"{server.host}:{server.port}: {error}") from error
+        raise ServerDown(f"{target.url}: {error}") from error
     except ssl.SSLError as error:
         _close_quietly(connection)
-        raise ServerDown(f"{server.host}:{server.port}: TLS: {error}") from error
+        raise ServerDown(f"{target.url}: TLS: {error}") from error
     connection.password = None  # kept only as long as needed
     return connection
 
@@ -145,6 +156,32 @@ def check_answer(connection: Connection) -> None:
         raise ServerDown(f"{connection.server.host}: {result.get('description')}")
 
 
+def _connect(servers: ServerList, user: str | None, password: str | None, settings: DirectorySettings) -> Pooled:
+    """A connection to the first server (in failover order) that takes it.
+
+    :raises DirectoryUnavailable: none did.
+    """
+    failures = []
+    for target in servers.candidates():
+        try:
+            connection = open_connection(target, user, password, settings)
+        except ServerDown as error:
+            servers.mark_down(target)
+            failures.append(str(error))
+            continue
+        servers.mark_up(target)
+        return Pooled(connection, target)
+    raise DirectoryUnavailable("no LDAP server answered: " + "; ".join(failures))
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """A connection and the server it goes to."""
+
+    connection: Connection
+    target: Target
+
+
 class ServiceConnection:
     """ONE connection bound as the service account, reused for every search.
 
@@ -158,37 +195,28 @@ class ServiceConnection:
         self._servers = servers
         self._settings = settings
         self._lock = threading.Lock()
-        self._connection: Connection | None = None
+        self._current: Pooled | None = None
         #: How many times a connection was opened (for tests and metrics).
         self.opened = 0
 
     @property
     def connection(self) -> Connection | None:
         """The current connection, if one is open (for tests)."""
-        return self._connection
+        return self._current.connection if self._current else None
 
-    def _open(self) -> Connection:
-        failures = []
-        for server in self._servers.candidates():
-            try:
-                connection = open_connection(
-                    server, self._settings.bind_dn, self._settings.bind_password, self._settings
-                )
-            except ServerDown as error:
-                self._servers.mark_down(server)
-                failures.append(str(error))
-                continue
-            self._servers.mark_up(server)
+    def _ensure(self) -> Pooled:
+        if self._current is None or self._current.connection.closed:
+            settings = self._settings
+            self._current = _connect(self._servers, settings.bind_dn, settings.bind_password, settings)
             self.opened += 1
-            logger.info("service connection opened to %s:%s", server.host, server.port)
-            return connection
-        raise DirectoryUnavailable("no LDAP server answered: " + "; ".join(failures))
+            logger.info("service connection opened to %s", self._current.target.url)
+        return self._current
 
     def _drop(self) -> None:
-        if self._connection is not None:
-            self._servers.mark_down(self._connection.server)
-            _close_quietly(self._connection)
-            self._connection = None
+        if self._current is not None:
+            self._servers.mark_down(self._current.target)
+            _close_quietly(self._current.connection)
+            self._current = None
 
     def run(self, operation: Callable[[Connection], T]) -> T:
         """Run ``operation(connection)`` on the service connection.
@@ -196,23 +224,19 @@ class ServiceConnection:
         ``operation`` must raise :class:`ServerDown` (or let ldap3's network
         errors through) when the server failed; anything else it raises or
         returns is passed on.
+
+        :raises DirectoryUnavailable: no server could run it.
         """
         last: Exception | None = None
         with self._lock:
             for attempt in (1, 2):
-                if self._connection is None or self._connection.closed:
-                    self._connection = self._open()
+                current = self._ensure()
                 try:
-                    value = operation(self._connection)
-                    check_answer(self._connection)
+                    value = operation(current.connection)
+                    check_answer(current.connection)
                     return value
                 except (ServerDown, *NETWORK_ERRORS) as error:
-                    logger.warning(
-                        "LDAP server %s failed (attempt %d): %s",
-                        self._connection.server.host if self._connection else "?",
-                        attempt,
-                        error,
-                    )
+                    logger.warning("LDAP server %s failed (attempt %d): %s", current.target.url, attempt, error)
                     self._drop()
                     last = error
             raise DirectoryUnavailable(f"LDAP operation failed twice: {last}")
@@ -220,9 +244,9 @@ class ServiceConnection:
     def close(self) -> None:
         """Unbind the connection (a later :meth:`run` opens a new one)."""
         with self._lock:
-            if self._connection is not None:
-                _close_quietly(self._connection)
-                self._connection = None
+            if self._current is not None:
+                _close_quietly(self._current.connection)
+                self._current = None
 
 
 class BindPool:
@@ -236,24 +260,10 @@ class BindPool:
         self._servers = servers
         self._settings = settings
         self._slots = threading.BoundedSemaphore(settings.bind_pool_size)
-        self._idle: list[Connection] = []
+        self._idle: list[Pooled] = []
         self._idle_lock = threading.Lock()
         #: How many connections were opened (for tests and metrics).
         self.opened = 0
-
-    def _new(self) -> Connection:
-        failures = []
-        for server in self._servers.candidates():
-            try:
-                connection = open_connection(server, None, None, self._settings)
-            except ServerDown as error:
-                self._servers.mark_down(server)
-                failures.append(str(error))
-                continue
-            self._servers.mark_up(server)
-            self.opened += 1
-            return connection
-        raise DirectoryUnavailable("no LDAP server answered: " + "; ".join(failures))
 
     @contextmanager
     def _borrow(self) -> Iterator[Connection]:
@@ -262,20 +272,21 @@ class BindPool:
             raise DirectoryUnavailable("all LDAP bind connections stayed busy")
         try:
             with self._idle_lock:
-                connection = self._idle.pop() if self._idle else None
-            if connection is None or connection.closed:
-                connection = self._new()
+                pooled = self._idle.pop() if self._idle else None
+            if pooled is None or pooled.connection.closed:
+                pooled = _connect(self._servers, None, None, self._settings)
+                self.opened += 1
             healthy = False
             try:
-                yield connection
-                healthy = not connection.closed
+                yield pooled.connection
+                healthy = not pooled.connection.closed
             finally:
                 if healthy:
                     with self._idle_lock:
-                        self._idle.append(connection)
+                        self._idle.append(pooled)
                 else:
-                    self._servers.mark_down(connection.server)
-                    _close_quietly(connection)
+                    self._servers.mark_down(pooled.target)
+                    _close_quietly(pooled.connection)
         finally:
             self._slots.release()
 
@@ -308,5 +319,5 @@ class BindPool:
         """Unbind the idle connections."""
         with self._idle_lock:
             idle, self._idle = self._idle, []
-        for connection in idle:
-            _close_quietly(connection)
+        for pooled in idle:
+            _close_quietly(pooled.connection)

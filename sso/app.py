@@ -92,7 +92,7 @@ def _build_runtime(
     if mail_settings.outbox is not None:
         sender = mail.outbox_sender(Path(mail_settings.outbox), mail_settings.sender)
     else:
-        sender = mail.smtp_sender(app)
+        sender = mail.smtp_sender(app, mail_settings)
     queue = MailQueue(Path(mail_settings.queue), sender)
     signer = LinkSigner(settings.secret_keys, settings.activation)
     flow = ActivationFlow(

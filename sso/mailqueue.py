@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -38,13 +39,15 @@ logger = logging.getLogger(__name__)
 #: Seconds between attempts, by attempt number (the last one repeats).
 RETRY_DELAYS = (10.0, 60.0, 300.0, 900.0, 3600.0)
 _ERROR_LIMIT = 200
+#: Orders the messages one process queues within the same millisecond.
+_SEQUENCE = itertools.count()
 
 
 @dataclass(frozen=True)
 class Message:
     """One outgoing message, as stored."""
 
-    #: ``<created ms>-<random hex>``: unique, sorts in creation order.
+    #: ``<created ms>-<sequence>-<random hex>``: unique, sorts in creation order.
     id: str
     to: str
     subject: str
@@ -70,10 +73,10 @@ def describe_error(exc: BaseException, message: Message | None = None) -> str:
     elif isinstance(exc, smtplib.SMTPResponseException):
         text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else ""
         detail = f"{name} {exc.smtp_code} {text}"
+    elif isinstance(exc, smtplib.SMTPException):  # before OSError: SMTPException is one
+        detail = f"{name} {exc}"
     elif isinstance(exc, OSError):
         detail = f"{name} errno={exc.errno} {exc.strerror or ''}" if exc.errno else name
-    elif isinstance(exc, smtplib.SMTPException):
-        detail = f"{name} {exc}"
     else:
         detail = name
     if message is not None:
@@ -128,7 +131,7 @@ class MailQueue:
         """
         created = self._clock()
         message = Message(
-            id=f"{int(created * 1000):013d}-{secrets.token_hex(8)}",
+            id=f"{int(created * 1000):013d}-{next(_SEQUENCE) % 1_000_000:06d}-{secrets.token_hex(6)}",
             to=to,
             subject=subject,
             text=text,

@@ -159,7 +159,7 @@ def test_the_queue_survives_a_restart(tmp_path, clock):
     (waiting,) = second.pending()
     assert waiting.attempts == 1
     assert second.run_once(now=clock.now + 10) == (1, 0)
-    assert [m.subject for m in mailer.sent] == ["s2"]
+    assert [m.subject for m in mailer.sent] == ["s1"]
 
 
 def test_a_message_locked_by_another_worker_is_skipped(tmp_path, clock):

@@ -14,7 +14,9 @@ MOODLE = ServiceSettings(
     url_pattern=r"https://moodle\.univ-demo\.fr(/.*)?",
     attributes=("uid", "mail"),
 )
-CATCH_ALL = ServiceSettings(id="any-univ", name="Any", url_pattern=r"https://[a-z0-9.-]+\.univ-demo\.fr(/.*)?")
+CATCH_ALL = ServiceSettings(
+    id="any-univ", name="Any", url_pattern=r"https://[a-z0-9.-]+\.univ-demo\.fr(/.*)?"
+)
 
 
 @pytest.fixture
@@ -81,7 +83,9 @@ def test_hostile_urls_never_match(registry: ServiceRegistry, url: str) -> None:
 
 
 def test_pattern_must_match_the_whole_url() -> None:
-    registry = ServiceRegistry([ServiceSettings(id="s", name="S", url_pattern=r"https://s\.example\.org/app")])
+    registry = ServiceRegistry(
+        [ServiceSettings(id="s", name="S", url_pattern=r"https://s\.example\.org/app")]
+    )
     assert registry.match("https://s.example.org/app") is not None
     assert registry.match("https://s.example.org/app/extra") is None
     assert registry.match("https://s.example.org/appendix") is None

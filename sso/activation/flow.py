@@ -99,7 +99,12 @@ class Notice:
 
 
 class Notifier(Protocol):
-    """Renders and queues one e-mail. May raise :class:`OSError` (queue not writable)."""
+    """Renders and queues one e-mail. May raise :class:`OSError` (queue not writable).
+
+    Called from the flow's background worker threads as well as from requests: it must be
+    thread-safe and set up whatever context it needs itself (a Flask app context to render
+    templates; the locale is in the notice).
+    """
 
     def __call__(self, notice: Notice) -> None: ...
 
@@ -137,7 +142,7 @@ class LinkView:
     @property
     def first_activation(self) -> bool:
         """Whether the activation wording and steps apply."""
-        return self.claims.purpose is not Purpose.RESET or self.account.state is AccountState.NEVER_ACTIVATED
+        return _first_activation(self.claims.purpose, self.account)
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,12 @@ class _Job:
     locale: str
     now: datetime
     expires: datetime
+
+
+def _first_activation(purpose: Purpose, account: Account) -> bool:
+    # Activation and invitation links, and any link to a never-activated account (the charter
+    # must be accepted once, whichever page was used).
+    return purpose is not Purpose.RESET or account.state is AccountState.NEVER_ACTIVATED
 
 
 def mask_mail(address: str) -> str:
@@ -503,7 +514,7 @@ class ActivationFlow:
         if account is None or account.user != claims.user or self._refusal(account, need_mail=False):
             raise TokenError(TokenProblem.ACCOUNT_CLOSED, claims.purpose)
         self._signer.check(claims, account)
-        first = claims.purpose is not Purpose.RESET or account.state is AccountState.NEVER_ACTIVATED
+        first = _first_activation(claims.purpose, account)
         steps = []
         if first and self._settings.charter_url:
             steps.append(Step.CHARTER)

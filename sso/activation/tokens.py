@@ -19,7 +19,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadData, URLSafeSerializer
@@ -29,6 +29,8 @@ from sso.activation.settings import ActivationSettings, LinkRule
 
 #: Longest token accepted from a link (ours are about 200 characters).
 MAX_TOKEN_LENGTH = 1024
+#: What :meth:`LinkSigner._unsign` returns for a signature that does not verify.
+_BAD = object()
 #: The local time at which day-based links end.
 END_OF_DAY = time(23, 59, 59)
 
@@ -203,7 +205,7 @@ class LinkSigner:
         order += [other for other in Purpose if other is not purpose]
         for candidate in order:
             payload = self._unsign(candidate, token)
-            if payload is None:
+            if payload is _BAD:
                 continue
             claims = self._claims(candidate, payload)
             if purpose is not None and candidate is not purpose:
@@ -228,7 +230,7 @@ class LinkSigner:
         try:
             return self._serializers[purpose].loads(token)
         except BadData:
-            return None
+            return _BAD
 
     def _claims(self, purpose: Purpose, payload: Any) -> TokenClaims:
         if not isinstance(payload, dict):
@@ -236,7 +238,7 @@ class LinkSigner:
         user, digest, issued, expires = (payload.get(key) for key in ("u", "f", "i", "e"))
         if not (isinstance(user, str) and user and isinstance(digest, str)):
             raise TokenError(TokenProblem.INVALID)
-        if not all(type(value) is int and 0 < value < 2**40 for value in (issued, expires)):
+        if not (_timestamp(issued) and _timestamp(expires)):
             raise TokenError(TokenProblem.INVALID)
         return TokenClaims(
             user=user,
@@ -245,3 +247,7 @@ class LinkSigner:
             issued=datetime.fromtimestamp(issued, self._zone),
             expires=datetime.fromtimestamp(expires, self._zone),
         )
+
+
+def _timestamp(value: object) -> TypeGuard[int]:
+    return type(value) is int and 0 < value < 2**40

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import smtplib
 import tempfile
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -13,10 +15,12 @@ from pathlib import Path
 from flask import Flask, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
+import flask_mail
 from flask_mail import Mail
 from flask_mail import Message as FlaskMessage
 
 from sso.activation.flow import Notice
+from sso.config.schema import MailSettings
 from sso.mailqueue import Message
 
 log = logging.getLogger(__name__)
@@ -50,26 +54,45 @@ class Notifier:
             runtime(self.app).mail.put(notice.to, subject, text, html)
 
 
-def smtp_sender(app: Flask):  # type: ignore[no-untyped-def]
-    """A ``send(Message)`` for the queue that goes through Flask-Mail."""
-    settings = app.extensions["sso"].settings.mail
+class _TimedConnection(flask_mail.Connection):
+    """Flask-Mail's SMTP connection with a timeout: Flask-Mail 0.10 connects without one, so a
+    frozen SMTP server would block the mail queue for ever."""
+
+    def __init__(self, state: flask_mail.Mail, timeout: float) -> None:
+        super().__init__(state)
+        self.timeout = timeout
+
+    def configure_host(self) -> smtplib.SMTP:
+        factory = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        host = factory(self.mail.server, self.mail.port, timeout=self.timeout)
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+
+def smtp_sender(app: Flask, settings: MailSettings) -> Callable[[Message], None]:
+    """A ``send(Message)`` for the queue that goes through Flask-Mail (SMTP)."""
 
     def send(message: Message) -> None:
         with app.app_context():
-            mail.send(
-                FlaskMessage(
-                    subject=message.subject,
-                    recipients=[message.to],
-                    body=message.text,
-                    html=message.html,
-                    sender=settings.sender,
+            state = app.extensions["mail"]
+            with _TimedConnection(state, settings.timeout) as connection:
+                connection.send(
+                    FlaskMessage(
+                        subject=message.subject,
+                        recipients=[message.to],
+                        body=message.text,
+                        html=message.html,
+                        sender=settings.sender,
+                    )
                 )
-            )
 
     return send
 
 
-def outbox_sender(folder: Path, sender: str):  # type: ignore[no-untyped-def]
+def outbox_sender(folder: Path, sender: str) -> Callable[[Message], None]:
     """A ``send(Message)`` that writes ``.eml`` files into ``folder`` (the demo's outbox)."""
 
     def send(message: Message) -> None:
@@ -91,7 +114,7 @@ def outbox_sender(folder: Path, sender: str):  # type: ignore[no-untyped-def]
 
 def init_app(app: Flask) -> None:
     """Flask-Mail settings from the ``mail`` section (derived explicitly: Flask drops lower-case keys)."""
-    settings = app.extensions["sso"].settings.mail
+    settings: MailSettings = app.extensions["sso"].settings.mail
     app.config.update(
         MAIL_SERVER=settings.server,
         MAIL_PORT=settings.port,
@@ -100,6 +123,5 @@ def init_app(app: Flask) -> None:
         MAIL_USERNAME=settings.username or None,
         MAIL_PASSWORD=settings.password or None,
         MAIL_DEFAULT_SENDER=settings.sender,
-        MAIL_TIMEOUT=settings.timeout,
     )
     mail.init_app(app)

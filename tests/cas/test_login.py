@@ -49,9 +49,13 @@ def test_no_service_with_session_shows_signed_in(run, tgt) -> None:
     assert run(login(None), tgt) == ShowSignedIn(tgt)
 
 
-@pytest.mark.parametrize("flags", [{}, {"gateway": True}, {"renew": True}, {"warn": True}, {"method": "POST"}])
+@pytest.mark.parametrize(
+    "flags", [{}, {"gateway": True}, {"renew": True}, {"warn": True}, {"method": "POST"}]
+)
 @pytest.mark.parametrize("with_session", [False, True])
-@pytest.mark.parametrize("url", [EVIL, "javascript:alert(1)", "https://unknown.example/", "https://a@moodle.univ-demo.fr/"])
+@pytest.mark.parametrize(
+    "url", [EVIL, "javascript:alert(1)", "https://unknown.example/", "https://a@moodle.univ-demo.fr/"]
+)
 def test_unknown_service_is_never_a_redirect(run, tgt, tickets, flags, with_session, url) -> None:
     decision = run(login(url, **flags), tgt if with_session else None)
     assert decision == UnknownService(url)

@@ -54,7 +54,9 @@ def test_flags(value: str, expected: bool) -> None:
     assert (request.renew, request.gateway, request.warn) == (expected, expected, expected)
 
 
-@pytest.mark.parametrize(("value", "method"), [("POST", "POST"), ("post", "POST"), ("GET", "GET"), ("", "GET")])
+@pytest.mark.parametrize(
+    ("value", "method"), [("POST", "POST"), ("post", "POST"), ("GET", "GET"), ("", "GET")]
+)
 def test_login_method(value: str, method: str) -> None:
     assert parse_login({"method": [value]}).method == method
 
@@ -110,7 +112,12 @@ def test_validate_refuses(args, message: str) -> None:
 
 @pytest.mark.parametrize(
     ("args", "fmt"),
-    [({}, "XML"), ({"format": ["json"]}, "JSON"), ({"format": ["YAML"]}, "XML"), ({"format": ["JSON", "JSON"]}, "XML")],
+    [
+        ({}, "XML"),
+        ({"format": ["json"]}, "JSON"),
+        ({"format": ["YAML"]}, "XML"),
+        ({"format": ["JSON", "JSON"]}, "XML"),
+    ],
 )
 def test_requested_format(args, fmt: str) -> None:
     assert requested_format(args) == fmt
@@ -123,7 +130,12 @@ def test_proxy() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [{}, {"pgt": ["PGT-a"]}, {"targetService": ["https://t/"]}, {"pgt": ["PGT-a", "PGT-b"], "targetService": ["t"]}],
+    [
+        {},
+        {"pgt": ["PGT-a"]},
+        {"targetService": ["https://t/"]},
+        {"pgt": ["PGT-a", "PGT-b"], "targetService": ["t"]},
+    ],
 )
 def test_proxy_refuses(args) -> None:
     with pytest.raises(CasError) as info:

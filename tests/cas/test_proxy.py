@@ -69,7 +69,9 @@ def test_grant(grant, pgt, tickets, lifetimes, tgt) -> None:
     assert live is not None and live.last_used == NOW
 
 
-@pytest.mark.parametrize("value", ["", "PGT-", "PGT-a_b", "ST-abc", "TGT-abc", "PGTIOU-abc", "PGT-" + "a" * 300])
+@pytest.mark.parametrize(
+    "value", ["", "PGT-", "PGT-a_b", "ST-abc", "TGT-abc", "PGTIOU-abc", "PGT-" + "a" * 300]
+)
 def test_malformed_pgt(grant, value) -> None:
     assert code_of(grant, value) is Code.INVALID_TICKET
 
@@ -89,7 +91,12 @@ def test_pgt_of_an_ended_session(grant, pgt, tickets, tgt) -> None:
 
 @pytest.mark.parametrize(
     "target",
-    ["https://unknown.example/", "https://moodle.univ-demo.fr.attacker.example/", "javascript:alert(1)", "not a url"],
+    [
+        "https://unknown.example/",
+        "https://moodle.univ-demo.fr.attacker.example/",
+        "javascript:alert(1)",
+        "not a url",
+    ],
 )
 def test_unregistered_target(grant, pgt, target, tickets) -> None:
     assert code_of(grant, pgt.id, target) is Code.UNAUTHORIZED_SERVICE
@@ -140,7 +147,9 @@ def test_non_public_callback_refused(portail, addresses) -> None:
     assert code_of(check_callback, PGT_URL, portail, settings, resolve=lambda host: addresses) is (
         Code.INVALID_PROXY_CALLBACK
     )
-    check_callback(PGT_URL, portail, CasSettings(allow_private_proxy_callback=True), resolve=lambda host: addresses)
+    check_callback(
+        PGT_URL, portail, CasSettings(allow_private_proxy_callback=True), resolve=lambda host: addresses
+    )
 
 
 def test_public_callback_accepted(portail) -> None:
@@ -180,13 +189,25 @@ def test_http_callback(services) -> None:
 
 
 def test_unauthorized_service(services) -> None:
-    assert code_of(check_callback, PGT_URL, services.get("moodle"), CasSettings()) is Code.UNAUTHORIZED_SERVICE_PROXY
-    assert code_of(check_callback, PGT_URL, services.get("mail"), CasSettings()) is Code.UNAUTHORIZED_SERVICE_PROXY
+    assert (
+        code_of(check_callback, PGT_URL, services.get("moodle"), CasSettings())
+        is Code.UNAUTHORIZED_SERVICE_PROXY
+    )
+    assert (
+        code_of(check_callback, PGT_URL, services.get("mail"), CasSettings())
+        is Code.UNAUTHORIZED_SERVICE_PROXY
+    )
 
 
 @pytest.mark.parametrize(
     ("address", "public"),
-    [("8.8.8.8", True), ("2001:4860:4860::8888", True), ("127.0.0.1", False), ("::ffff:10.0.0.1", False), ("x", False)],
+    [
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("x", False),
+    ],
 )
 def test_is_public(address: str, public: bool) -> None:
     assert is_public(address) is public
@@ -239,7 +260,8 @@ def test_delivery_needs_200(status: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "error", [requests.ConnectionError("refused"), requests.Timeout("slow"), requests.exceptions.SSLError("bad cert")]
+    "error",
+    [requests.ConnectionError("refused"), requests.Timeout("slow"), requests.exceptions.SSLError("bad cert")],
 )
 def test_delivery_network_errors(error: Exception) -> None:
     assert not deliver_pgt_http(PGT_URL, "PGT-1", "PGTIOU-1", 3.0, False, session=FakeSession(error=error))  # type: ignore[arg-type]
@@ -287,6 +309,8 @@ def test_delivery_over_real_http(callback_server: str) -> None:
     deliver = make_deliver_pgt(CasSettings(allow_http_proxy_callback=True, proxy_callback_timeout=5.0))
     assert deliver(f"{callback_server}/pgt?keep=me", "PGT-abc", "PGTIOU-def")
     query = parse_qs(urlsplit(_Callback.seen[-1]).query)
-    assert query == {"keep": ["me"], "pgtId": ["PGT-abc"], "pgtIou": ["PGTIOU-def"]}, "own parameters preserved"
+    assert query == {"keep": ["me"], "pgtId": ["PGT-abc"], "pgtIou": ["PGTIOU-def"]}, (
+        "own parameters preserved"
+    )
     assert not deliver(f"{callback_server}/redirect", "PGT-abc", "PGTIOU-def")
     assert _Callback.seen[-1].startswith("/redirect"), "redirect not followed"

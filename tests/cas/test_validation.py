@@ -282,7 +282,12 @@ def test_refused_callback(check, issue, callback, tickets, pgt_url) -> None:
 def test_private_callback_refused(check, issue, callback) -> None:
     ticket = issue(PORTAIL_URL)
     failure(
-        Code.INVALID_PROXY_CALLBACK, check, ticket, PORTAIL_URL, pgt_url=PGT_URL, resolve=lambda host: ["10.0.0.5"]
+        Code.INVALID_PROXY_CALLBACK,
+        check,
+        ticket,
+        PORTAIL_URL,
+        pgt_url=PGT_URL,
+        resolve=lambda host: ["10.0.0.5"],
     )
     assert callback.calls == []
 
@@ -295,16 +300,29 @@ def test_private_callback_allowed_by_settings(check, issue) -> None:
 
 def test_failed_delivery_fails_validation_and_stores_nothing(check, issue, tickets) -> None:
     ticket = issue(PORTAIL_URL)
-    failure(Code.INVALID_PROXY_CALLBACK, check, ticket, PORTAIL_URL, pgt_url=PGT_URL, deliver_pgt=Callback(ok=False))
+    failure(
+        Code.INVALID_PROXY_CALLBACK,
+        check,
+        ticket,
+        PORTAIL_URL,
+        pgt_url=PGT_URL,
+        deliver_pgt=Callback(ok=False),
+    )
     assert tickets.stats(NOW)["PGT"] == 0
     failure(Code.INVALID_TICKET, check, ticket, PORTAIL_URL)
 
 
-def test_proxy_ticket_refused_at_service_validate(check, issue, tickets, services, lifetimes, callback) -> None:
+def test_proxy_ticket_refused_at_service_validate(
+    check, issue, tickets, services, lifetimes, callback
+) -> None:
     check(issue(PORTAIL_URL), PORTAIL_URL, pgt_url=PGT_URL)
     pgt_id = callback.calls[0][1]
     pt = grant_proxy_ticket(
-        ProxyRequest(pgt=pgt_id, target_service=MOODLE_URL), tickets=tickets, services=services, lifetimes=lifetimes, now=NOW
+        ProxyRequest(pgt=pgt_id, target_service=MOODLE_URL),
+        tickets=tickets,
+        services=services,
+        lifetimes=lifetimes,
+        now=NOW,
     )
     error = failure(Code.INVALID_TICKET_SPEC, check, pt.id, MOODLE_URL, proxy=False)
     assert "/proxyValidate" in error.detail
@@ -340,7 +358,15 @@ def test_proxy_chain_depth_limit(check, issue, tickets, services, lifetimes, cal
     check(issue(PORTAIL_URL), PORTAIL_URL, pgt_url=PGT_URL, settings=settings)
     request = ProxyRequest(pgt=callback.calls[-1][1], target_service=PORTAIL_URL)
     pt = grant_proxy_ticket(request, tickets=tickets, services=services, lifetimes=lifetimes, now=NOW)
-    failure(Code.UNAUTHORIZED_SERVICE_PROXY, check, pt.id, PORTAIL_URL, proxy=True, pgt_url=PGT_URL, settings=settings)
+    failure(
+        Code.UNAUTHORIZED_SERVICE_PROXY,
+        check,
+        pt.id,
+        PORTAIL_URL,
+        proxy=True,
+        pgt_url=PGT_URL,
+        settings=settings,
+    )
 
 
 def test_attribute_release_default(check, issue, services, tickets, lifetimes, tgt) -> None:

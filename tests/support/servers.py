@@ -114,8 +114,8 @@ class Gunicorn:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-3000:]}")
             try:
-                return requests.get(self.url + health_path, timeout=1).status_code < 500
-            except requests.ConnectionError:
+                return requests.get(self.url + health_path, timeout=2).status_code < 500
+            except requests.RequestException:
                 return False
 
         wait_until(ready, 30, "gunicorn")

@@ -25,7 +25,11 @@ from sso.tickets.sqlite import SqliteRegistry
 
 NOW = 1_750_000_000.0
 LIFETIMES = Lifetimes(service_ticket=10.0, tgt_max=8 * 3600.0, tgt_idle=2 * 3600.0, pgt=2 * 3600.0)
-ATTRIBUTES = {"mail": ("ada@univ-demo.fr",), "eduPersonAffiliation": ("student", "member"), "cn": ("Adà <b>&",)}
+ATTRIBUTES = {
+    "mail": ("ada@univ-demo.fr",),
+    "eduPersonAffiliation": ("student", "member"),
+    "cn": ("Adà <b>&",),
+}
 
 BACKENDS: dict[str, Callable[[Path], TicketRegistry]] = {
     "memory": lambda tmp: MemoryRegistry(LIFETIMES),
