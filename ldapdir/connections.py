@@ -142,11 +142,20 @@ def open_connection(target: Target, user: str | None, password: str | None, sett
 
 
 def _close_quietly(connection: Connection) -> None:
+    """Unbind if possible, and close the socket whatever happened (ldap3 leaves
+    it open after a failed connect or a broken session)."""
     try:
         if not connection.closed:
             connection.unbind()
     except (LDAPCommunicationError, OSError):
         pass
+    finally:
+        sock = getattr(connection, "socket", None)
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
 def check_answer(connection: Connection) -> None:

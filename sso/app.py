@@ -111,7 +111,10 @@ def _build_runtime(
         tickets=tickets or open_registry(settings.tickets.url, settings.tickets.lifetimes),
         services=ServiceRegistry(settings.services),
         logout=LogoutDispatcher(
-            post_logout_request(cas_settings.logout_timeout), cas_settings.logout_workers, cas_settings.logout_timeout
+            post_logout_request(cas_settings.logout_timeout),
+            cas_settings.logout_workers,
+            cas_settings.logout_timeout,
+            queue_size=cas_settings.logout_queue_size,
         ),
         mail=queue,
         activation=flow,

@@ -148,8 +148,10 @@ def _render_decision(decision: object, form: LoginForm) -> Response:
             if method == "POST":
                 return make_response(render_template("post_redirect.html", action=ticket.service, ticket=ticket.id))
             return redirect(url, 302)
-        case cas_login.ConfirmWarn():
-            return make_response(render_template("warn.html", decision=decision))
+        case cas_login.ConfirmWarn(service=service, service_url=service_url, continue_request=again):
+            extra = {"method": "POST"} if again.method == "POST" else {}
+            url = url_for("cas.login", service=service_url, **extra)
+            return make_response(render_template("warn.html", service=service, continue_url=url))
         case cas_login.ShowSignedIn(tgt=tgt):
             tiles = [service for service in rt.services if service.show_on_portal]
             return make_response(render_template("signed_in.html", tgt=tgt, services=tiles))
@@ -248,6 +250,8 @@ def _validate(kind: str, version: int, allow_proxy: bool) -> Response:
     except CasError as error:
         return _validation_failure(error, kind, fmt, version)
     rt.audit("validate.success", endpoint=kind, user=success.user, service=success.service.id, ip=client_address())
+    if version == 2 and rt.settings.cas.cas2_attributes:
+        version = 3  # many CAS 2 clients (phpCAS, mod_auth_cas) read the CAS 3 attributes block
     if version == 1:
         return Response(responses.cas1_success(success.user), mimetype="text/plain")
     if fmt == "JSON":
@@ -322,5 +326,7 @@ def saml_validate() -> Response:
         rt.audit("validate.failure", endpoint="samlValidate", code=error.code.value, ip=client_address())
         return Response(saml.saml_failure(error, request_id, now), content_type="text/xml; charset=utf-8")
     rt.audit("validate.success", endpoint="samlValidate", user=success.user, service=success.service.id)
-    body = saml.saml_success(success, request_id, rt.settings.site.base_url, now)
+    body = saml.saml_success(
+        success, request_id, rt.settings.site.base_url, now, lifetime=rt.settings.cas.saml_assertion_lifetime
+    )
     return Response(body, content_type="text/xml; charset=utf-8")

@@ -181,3 +181,11 @@ def test_security_headers(client):
 def test_english_is_available(client):
     page = client.get("/login", headers={"Accept-Language": "en-GB,en;q=0.9"}).get_data(as_text=True)
     assert '<html lang="en">' in page
+
+
+def test_warn_asks_before_signing_in_to_the_service(client):
+    sign_in(client, *STUDENT)
+    page = client.get(f"/login?service={PORTAL}&warn=true")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Portail ENT" in html and "ticket=" not in html
+    assert ticket_of(client.get(f"/login?service={PORTAL}")).startswith("ST-")
