@@ -30,7 +30,6 @@ from ldap3 import NONE, SIMPLE, SYNC, Connection, Server, Tls
 from ldap3.core.exceptions import (
     LDAPBindError,
     LDAPCommunicationError,
-    LDAPSocketOpenError,
     LDAPStartTLSError,
 )
 
@@ -53,6 +52,10 @@ UNAVAILABLE_CODES = frozenset({51, 52})
 
 class ServerDown(Exception):
     """Internal: the server behind a connection failed; try another one."""
+
+
+#: Failures after which an operation is retried on another server.
+RETRYABLE: tuple[type[Exception], ...] = (ServerDown, *NETWORK_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,9 @@ class ServerList:
             self._down_until[target.index] = 0.0
 
 
-def open_connection(target: Target, user: str | None, password: str | None, settings: DirectorySettings) -> Connection:
+def open_connection(
+    target: Target, user: str | None, password: str | None, settings: DirectorySettings
+) -> Connection:
     """An open connection to ``target``, bound as ``user`` if given.
 
     :raises ServerDown: the server could not be reached, or refused the bind
@@ -165,7 +170,9 @@ def check_answer(connection: Connection) -> None:
         raise ServerDown(f"{connection.server.host}: {result.get('description')}")
 
 
-def _connect(servers: ServerList, user: str | None, password: str | None, settings: DirectorySettings) -> Pooled:
+def _connect(
+    servers: ServerList, user: str | None, password: str | None, settings: DirectorySettings
+) -> Pooled:
     """A connection to the first server (in failover order) that takes it.
 
     :raises DirectoryUnavailable: none did.
@@ -244,8 +251,10 @@ class ServiceConnection:
                     value = operation(current.connection)
                     check_answer(current.connection)
                     return value
-                except (ServerDown, *NETWORK_ERRORS) as error:
-                    logger.warning("LDAP server %s failed (attempt %d): %s", current.target.url, attempt, error)
+                except RETRYABLE as error:
+                    logger.warning(
+                        "LDAP server %s failed (attempt %d): %s", current.target.url, attempt, error
+                    )
                     self._drop()
                     last = error
             raise DirectoryUnavailable(f"LDAP operation failed twice: {last}")
@@ -285,17 +294,20 @@ class BindPool:
             if pooled is None or pooled.connection.closed:
                 pooled = _connect(self._servers, None, None, self._settings)
                 self.opened += 1
-            healthy = False
             try:
                 yield pooled.connection
-                healthy = not pooled.connection.closed
-            finally:
-                if healthy:
-                    with self._idle_lock:
-                        self._idle.append(pooled)
-                else:
-                    self._servers.mark_down(pooled.target)
-                    _close_quietly(pooled.connection)
+            except ServerDown:
+                self._servers.mark_down(pooled.target)
+                _close_quietly(pooled.connection)
+                raise
+            except BaseException:
+                _close_quietly(pooled.connection)  # state unknown: not reused, server not blamed
+                raise
+            if pooled.connection.closed:
+                self._servers.mark_down(pooled.target)
+            else:
+                with self._idle_lock:
+                    self._idle.append(pooled)
         finally:
             self._slots.release()
 
@@ -311,9 +323,11 @@ class BindPool:
             try:
                 with self._borrow() as connection:
                     try:
-                        connection.rebind(user=dn, password=password, read_server_info=False, controls=controls)
+                        connection.rebind(
+                            user=dn, password=password, read_server_info=False, controls=controls
+                        )
                         check_answer(connection)
-                    except (ServerDown, *NETWORK_ERRORS) as error:
+                    except RETRYABLE as error:
                         _close_quietly(connection)  # not returned to the pool
                         raise ServerDown(str(error)) from error
                     finally:

@@ -21,17 +21,17 @@ import tempfile
 import threading
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ldap3 import BASE, MOCK_SYNC, MODIFY_REPLACE, NONE, SUBTREE, Connection, Server
 from ldap3.core.exceptions import LDAPInvalidFilterError
 
-from ldapdir.entry import Entry, clock, pick, requested_attributes, to_account
-from ldapdir.errors import AccountNotFound, PasswordRejected
+from ldapdir.entry import Entry, Scope, clock, pick, requested_attributes, to_account
+from ldapdir.errors import AccountNotFound
 from ldapdir.ldif import parse_ldif
 from ldapdir.model import Account, PasswordCheck
-from ldapdir.passwords import hash_password, matches_any
+from ldapdir.passwords import hash_password, matches_any, prepare, prepared_new_password
 from ldapdir.query import login_filter, normalise_identifier, printable, search_filter
 from ldapdir.settings import DirectorySettings
 from ldapdir.state import is_locked, parse_generalized_time
@@ -88,7 +88,9 @@ class EmbeddedDirectory:
         except (ValueError, KeyError, AttributeError) as error:
             raise ValueError(f"{self.state_file}: not a directory state file ({error})") from error
         if not isinstance(entries, dict):
-            raise ValueError(f"{self.state_file}: not a directory state file (format {STATE_FORMAT} expected)")
+            raise ValueError(
+                f"{self.state_file}: not a directory state file (format {STATE_FORMAT} expected)"
+            )
         for dn, attributes in entries.items():
             if not self._modify(dn, attributes):
                 logger.warning("state file: entry %s is no longer in %s: change skipped", dn, self.data_file)
@@ -127,7 +129,7 @@ class EmbeddedDirectory:
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def _search(self, base: str, ldap_filter: str, scope: str, size_limit: int = 0) -> list[Entry]:
+    def _search(self, base: str, ldap_filter: str, scope: Scope, size_limit: int = 0) -> list[Entry]:
         with self._lock:
             try:
                 self._connection.search(
@@ -181,15 +183,18 @@ class EmbeddedDirectory:
         """See :meth:`ldapdir.base.Directory.check_password`; answers as OpenLDAP
         with ppolicy does for a right password: LOCKED (``pwdAccountLockedTime``,
         or ``pwdEndTime`` passed), MUST_CHANGE (``pwdReset``)."""
-        if not password:
+        prepared = prepare(password)
+        if not prepared:
             return PasswordCheck.INVALID
         with self._lock:
-            self._connection.search(account.dn, "(objectClass=*)", search_scope=BASE, attributes=_PASSWORD_STATE)
+            self._connection.search(
+                account.dn, "(objectClass=*)", search_scope=BASE, attributes=_PASSWORD_STATE
+            )
             found = [item for item in self._connection.response or [] if item.get("type") == "searchResEntry"]
         if not found:
             return PasswordCheck.INVALID
         entry = Entry(found[0]["dn"], found[0]["raw_attributes"])
-        if not matches_any(password, entry.raw("userPassword")):
+        if not matches_any(prepared, entry.raw("userPassword")):
             return PasswordCheck.INVALID
         _, now = clock(None, self.settings)
         if _locked(entry, now, self.settings):
@@ -202,13 +207,12 @@ class EmbeddedDirectory:
         """See :meth:`ldapdir.base.Directory.set_password`: a salted hash
         (``settings.password_hash``), ``pwdChangedTime`` set, and what OpenLDAP's
         ppolicy clears on a change cleared too (reset flag, failures, lock)."""
-        if not new_password:
-            raise PasswordRejected("too_short", "empty password")
-        changed = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%SZ")
+        prepared = prepared_new_password(new_password)
+        changed = datetime.now(UTC).strftime("%Y%m%d%H%M%SZ")
         self._change(
             account,
             {
-                "userPassword": [hash_password(new_password, self.settings.password_hash)],
+                "userPassword": [hash_password(prepared, self.settings.password_hash)],
                 "pwdChangedTime": [changed],
                 **{name: [] for name in _CLEARED_BY_CHANGE},
             },
@@ -246,7 +250,9 @@ class EmbeddedDirectory:
 def _locked(entry: Entry, now: datetime, settings: DirectorySettings) -> bool:
     """Whether OpenLDAP's ppolicy would refuse this entry's bind as locked."""
     tz = zoneinfo.ZoneInfo(settings.time_zone)
-    if any(is_locked(value, now, settings.lockout_duration, tz) for value in entry.texts("pwdAccountLockedTime")):
+    if any(
+        is_locked(value, now, settings.lockout_duration, tz) for value in entry.texts("pwdAccountLockedTime")
+    ):
         return True
     ends = [parse_generalized_time(value, tz) for value in entry.texts("pwdEndTime")]
     return any(end is not None and end <= now for end in ends)

@@ -12,6 +12,7 @@ import logging
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from typing import Literal
 
 from ldapdir.model import DN, Account
 from ldapdir.passwords import password_fingerprint
@@ -26,6 +27,9 @@ PPOLICY_ATTRIBUTES = ("pwdAccountLockedTime", "pwdChangedTime", "pwdReset", "pwd
 
 #: Attributes never released, whatever the settings say.
 SECRET_ATTRIBUTES = frozenset({"userpassword"})
+
+#: ldap3's search scopes.
+Scope = Literal["BASE", "LEVEL", "SUBTREE"]
 
 #: Raw attributes as LDAP returns them: name -> values (bytes).
 RawAttributes = Mapping[str, Sequence[bytes]]
@@ -97,7 +101,9 @@ def found_by(entry: Entry, identifier: str, settings: DirectorySettings) -> str:
 
 def fingerprint(entry: Entry) -> str:
     """The password-state fingerprint of an entry (see :func:`password_fingerprint`)."""
-    return password_fingerprint(entry.raw("userPassword"), entry.first("pwdChangedTime"), entry.first("pwdReset"))
+    return password_fingerprint(
+        entry.raw("userPassword"), entry.first("pwdChangedTime"), entry.first("pwdReset")
+    )
 
 
 def to_account(

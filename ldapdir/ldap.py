@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
+from functools import partial
 from typing import Any
 
 from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE, Connection
@@ -12,10 +13,10 @@ from ldap3.core.exceptions import LDAPInvalidFilterError
 
 from ldapdir import ppolicy
 from ldapdir.connections import BindPool, ServerDown, ServerList, ServiceConnection, check_answer
-from ldapdir.entry import Entry, clock, pick, requested_attributes, to_account
+from ldapdir.entry import Entry, Scope, clock, pick, requested_attributes, to_account
 from ldapdir.errors import AccountNotFound, DirectoryUnavailable, PasswordRejected
 from ldapdir.model import Account, PasswordCheck
-from ldapdir.passwords import hash_password
+from ldapdir.passwords import hash_password, prepare, prepared_new_password
 from ldapdir.query import login_filter, normalise_identifier, printable, search_filter
 from ldapdir.settings import DirectorySettings
 
@@ -48,7 +49,7 @@ class LdapDirectory:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _search(self, base: str, ldap_filter: str, scope: str, size_limit: int) -> list[Entry]:
+    def _search(self, base: str, ldap_filter: str, scope: Scope, size_limit: int) -> list[Entry]:
         def operation(connection: Connection) -> list[Entry]:
             connection.search(
                 base, ldap_filter, search_scope=scope, attributes=self._attributes, size_limit=size_limit
@@ -87,7 +88,7 @@ class LdapDirectory:
         produced = 0
         while True:
             entries, cookie = self.service.run(
-                lambda connection, cookie=cookie: self._page(connection, combined, page_size, cookie)
+                partial(self._page, ldap_filter=combined, size=page_size, cookie=cookie)
             )
             for entry in entries:
                 account = to_account(entry, "", day, now, self.settings)
@@ -127,13 +128,18 @@ class LdapDirectory:
         With ``use_ppolicy``, the policy control turns a refused bind into
         LOCKED or EXPIRED and a reset password into MUST_CHANGE.
         """
-        if not password:
+        prepared = prepare(password)
+        if not prepared:
+            # Empty (an anonymous bind would succeed), or refused by SASLprep
+            # (control characters…): no password of that form can be set either.
             return PasswordCheck.INVALID
-        result = self.binds.bind(account.dn, password, self._controls)
+        result = self.binds.bind(account.dn, prepared, self._controls)
         code = int(result.get("result", -1))
         check = ppolicy.bind_check(code, ppolicy.from_result(result))
         if check is None:
-            logger.warning("unexpected bind result for %s: %s", printable(account.dn, 200), result.get("description"))
+            logger.warning(
+                "unexpected bind result for %s: %s", printable(account.dn, 200), result.get("description")
+            )
             return PasswordCheck.INVALID
         return check
 
@@ -149,16 +155,15 @@ class LdapDirectory:
         an administrator's lock: callers decide whether a LOCKED account may set
         a password at all.
         """
-        if not new_password:
-            raise PasswordRejected("too_short", "empty password")
+        prepared = prepared_new_password(new_password)
 
         def operation(connection: Connection) -> dict[str, Any]:
             if self.settings.use_password_modify:
                 connection.extend.standard.modify_password(
-                    user=account.dn, new_password=new_password, controls=self._controls
+                    user=account.dn, new_password=prepared, controls=self._controls
                 )
             else:
-                value = hash_password(new_password, self.settings.password_hash)
+                value = hash_password(prepared, self.settings.password_hash)
                 connection.modify(
                     account.dn, {"userPassword": [(MODIFY_REPLACE, [value])]}, controls=self._controls
                 )
@@ -177,7 +182,9 @@ class LdapDirectory:
             raise AccountNotFound(account.dn)
         message = str(result.get("message") or result.get("description") or "")
         reason = ppolicy.rejection_reason(code, ppolicy.from_result(result), message)
-        logger.info("password refused for %s: %s (%s)", printable(account.dn, 200), reason, printable(message))
+        logger.info(
+            "password refused for %s: %s (%s)", printable(account.dn, 200), reason, printable(message)
+        )
         raise PasswordRejected(str(reason), message)
 
     def _clear_reset(self, account: Account) -> None:
@@ -219,7 +226,9 @@ class LdapDirectory:
         if code == NO_SUCH_OBJECT:
             raise AccountNotFound(account.dn)
         if code != 0:
-            raise ValueError(f"directory refused the change: {result.get('description')} {result.get('message')}")
+            raise ValueError(
+                f"directory refused the change: {result.get('description')} {result.get('message')}"
+            )
 
     # -- operations ---------------------------------------------------------------------------
 

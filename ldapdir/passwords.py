@@ -17,6 +17,11 @@ import hmac
 import secrets
 from collections.abc import Sequence
 
+from ldap3.core.exceptions import LDAPSASLPrepError
+from ldap3.protocol.sasl.sasl import sasl_prep
+
+from ldapdir.errors import PasswordRejected
+
 #: Salted schemes: scheme -> (hashlib name, digest length in bytes).
 SALTED_SCHEMES: dict[str, tuple[str, int]] = {
     "{SSHA}": ("sha1", 20),
@@ -26,6 +31,38 @@ SALTED_SCHEMES: dict[str, tuple[str, int]] = {
 
 #: Bytes of random salt in a new hash.
 SALT_BYTES = 16
+
+
+def prepare(password: str) -> str | None:
+    """The password as an LDAP simple bind sends it: SASLprep (RFC 4013), as
+    ldap3 applies it to every bind and Password Modify request.
+
+    SASLprep maps non-ASCII spaces to a space, drops invisible characters and
+    normalises to NFKC; hashing the prepared form keeps a password written by
+    the replace path (or the embedded directory) equal to the one a bind sends.
+
+    :return: the prepared password, or ``None`` if SASLprep prohibits it
+        (control characters, private use, mixed bidi…) or nothing is left.
+    """
+    try:
+        prepared: str = sasl_prep(password)
+    except LDAPSASLPrepError:
+        return None
+    return prepared or None
+
+
+def prepared_new_password(password: str) -> str:
+    """A new password, prepared (see :func:`prepare`), or a refusal.
+
+    :raises PasswordRejected: empty (``too_short``), or characters SASLprep
+        prohibits (``quality``).
+    """
+    if not password:
+        raise PasswordRejected("too_short", "empty password")
+    prepared = prepare(password)
+    if prepared is None:
+        raise PasswordRejected("quality", "characters not allowed in a password (RFC 4013 SASLprep)")
+    return prepared
 
 
 def hash_password(password: str, scheme: str = "{SSHA512}") -> str:
@@ -78,9 +115,7 @@ def matches_any(password: str, stored: Sequence[str | bytes]) -> bool:
     return any(results)
 
 
-def password_fingerprint(
-    user_passwords: Sequence[bytes], changed_time: str = "", reset: str = ""
-) -> str:
+def password_fingerprint(user_passwords: Sequence[bytes], changed_time: str = "", reset: str = "") -> str:
     """An opaque digest of an account's password state.
 
     It changes whenever a password is set (new hash, new salt, new

@@ -67,7 +67,7 @@ class RejectionReason(enum.StrEnum):
     OTHER = "other"
 
 
-class _Warning(univ.Choice):
+class _Warning(univ.Choice):  # type: ignore[misc,unused-ignore]
     componentType = namedtype.NamedTypes(
         namedtype.NamedType(
             "timeBeforeExpiration",
@@ -80,14 +80,18 @@ class _Warning(univ.Choice):
     )
 
 
-class _ResponseValue(univ.Sequence):
+class _ResponseValue(univ.Sequence):  # type: ignore[misc,unused-ignore]
     componentType = namedtype.NamedTypes(
-        # A tagged CHOICE is always explicitly tagged (X.680 §31.2.7).
+        # A tag on a CHOICE is always explicit (X.680), whatever the module's default.
         namedtype.OptionalNamedType(
-            "warning", _Warning().subtype(explicitTag=tag.Tag(tag.tagClassContext, tag.tagFormatConstructed, 0))
+            "warning",
+            _Warning().subtype(  # type: ignore[no-untyped-call,unused-ignore]
+                explicitTag=tag.Tag(tag.tagClassContext, tag.tagFormatConstructed, 0)
+            ),
         ),
         namedtype.OptionalNamedType(
-            "error", univ.Enumerated().subtype(implicitTag=tag.Tag(tag.tagClassContext, tag.tagFormatSimple, 1))
+            "error",
+            univ.Enumerated().subtype(implicitTag=tag.Tag(tag.tagClassContext, tag.tagFormatSimple, 1)),
         ),
     )
 

@@ -43,7 +43,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from ldapdir.model import AccountState
 from ldapdir.query import printable
@@ -102,7 +102,7 @@ def parse_generalized_time(value: str, tz: zoneinfo.ZoneInfo) -> datetime | None
     if offset is None:
         zone = tz
     elif offset == "Z":
-        zone = timezone.utc
+        zone = UTC
     else:
         sign = -1 if offset[0] == "-" else 1
         minutes = int(offset[1:3]) * 60 + int(offset[3:5] or 0)
@@ -180,8 +180,13 @@ def _warn_unreadable(attribute: str, value: str) -> None:
     logger.warning("ignoring unreadable %s value %r", attribute, printable(value, 40))
 
 
-def _expiry(attrs: Mapping[str, Sequence[str]], today: date, now: datetime, settings: DirectorySettings,
-            tz: zoneinfo.ZoneInfo) -> tuple[bool, date | None, bool]:
+def _expiry(
+    attrs: Mapping[str, Sequence[str]],
+    today: date,
+    now: datetime,
+    settings: DirectorySettings,
+    tz: zoneinfo.ZoneInfo,
+) -> tuple[bool, date | None, bool]:
     """(expired, earliest last day, suspended) from the lifetime attributes."""
     days: list[date] = []
     expired = suspended = False
@@ -234,7 +239,8 @@ def account_state(
     tz = zoneinfo.ZoneInfo(settings.time_zone)
     expired, expires, suspended = _expiry(attrs, today, now, settings, tz)
     locked = suspended or any(
-        is_locked(value, now, settings.lockout_duration, tz) for value in _values(attrs, "pwdAccountLockedTime")
+        is_locked(value, now, settings.lockout_duration, tz)
+        for value in _values(attrs, "pwdAccountLockedTime")
     )
     if expired:
         state = AccountState.EXPIRED

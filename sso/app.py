@@ -74,7 +74,19 @@ def _configure_flask(app: Flask, settings: Settings) -> None:
         WTF_CSRF_SSL_STRICT=https,
         TEMPLATES_AUTO_RELOAD=False,
     )
-    logging.getLogger("sso").setLevel(settings.log_level)
+    _configure_logging(settings)
+
+
+def _configure_logging(settings: Settings) -> None:
+    """Application log to standard error (unless the host process already set logging up), audit apart."""
+    for name in ("sso", "ldapdir"):
+        logging.getLogger(name).setLevel(settings.log_level)
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
     configure_audit(settings.audit_log)
 
 

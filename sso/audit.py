@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,11 +53,13 @@ class Audit:
 
 
 def configure(target: str) -> None:
-    """Send the audit stream to a file as bare JSON lines; ``-`` leaves it to the application's
-    logging (standard error), where it travels with every other line."""
-    if target == "-":
-        return
-    handler = logging.FileHandler(Path(target), encoding="utf-8")
+    """Send the audit stream, as bare JSON lines, to ``-`` (standard error) or a file.
+
+    It does not propagate to the application log, so each stream can be shipped on its own.
+    """
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr) if target == "-" else logging.FileHandler(Path(target), encoding="utf-8")
+    )
     handler.setFormatter(logging.Formatter("%(message)s"))
     for old in list(logger.handlers):
         logger.removeHandler(old)

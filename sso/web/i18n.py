@@ -1,15 +1,40 @@
 """Language of pages and e-mails (Flask-Babel): ``?lang=`` (remembered in a cookie), else the
-browser's Accept-Language, else the configured default. French is the source language."""
+browser's Accept-Language, else the configured default. French is the source language.
+
+The catalogues are kept as ``.po`` files only (``sso/translations/<lang>/LC_MESSAGES/messages.po``):
+compiled ``.mo`` files are build products, never committed. :func:`compile_catalogues` compiles them
+when the app starts, into a cache folder named after the catalogues' content (under ``var_folder``),
+so a checkout, an editable install and a wheel all work with nothing generated in git, and a changed
+``.po`` is picked up at the next start. Several workers starting at once are safe: each writes a
+private folder and renames it into place; the first rename wins and the others use it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from babel import __version__ as babel_version
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from flask import Flask, Response, request
 from flask_babel import Babel
 
 from sso.web.runtime import runtime
 
+log = logging.getLogger(__name__)
+
+#: Languages offered, the first being the source language of the msgids.
 LANGUAGES = ("fr", "en")
+#: Cookie that remembers a language chosen on the page.
 COOKIE = "sso_lang"
+#: Name of the catalogue files (Babel's default domain).
+DOMAIN = "messages"
 
 
 def select_locale() -> str:
@@ -23,24 +48,121 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LANGUAGES) or runtime().settings.site.default_language
 
 
-def _remember(response: Response) -> Response:
+def remember_language(response: Response) -> Response:
+    """Keep a language asked with ``?lang=`` in a cookie for a year (an ``after_request`` hook)."""
     asked = request.args.get("lang", "")
     if asked in LANGUAGES and request.cookies.get(COOKIE) != asked:
-        response.set_cookie(COOKIE, asked, max_age=365 * 86400, httponly=True, samesite="Lax",
-                            secure=request.is_secure, path=(request.script_root or "") + "/")
+        response.set_cookie(
+            COOKIE,
+            asked,
+            max_age=365 * 86400,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure,
+            path=(request.script_root or "") + "/",
+        )
     return response
 
 
-def init_app(app: Flask) -> None:
-    """Install Flask-Babel with our locale selector and the Europe/Paris time zone."""
+def with_lang(url: str, lang: str) -> str:
+    """``url`` with its ``lang`` query parameter set to ``lang`` (links in e-mails open the page in
+    the language the e-mail was written in)."""
+    if lang not in LANGUAGES:
+        return url
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "lang"]
+    query.append(("lang", lang))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def catalogue_sources(source: Path) -> dict[str, Path]:
+    """The ``.po`` file of each language found under ``source`` (``<lang>/LC_MESSAGES/messages.po``)."""
+    found = {}
+    for po in sorted(source.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
+        found[po.parent.parent.name] = po
+    return found
+
+
+def _digest(sources: dict[str, Path]) -> str:
+    digest = hashlib.sha256(babel_version.encode())
+    for lang, po in sorted(sources.items()):
+        digest.update(lang.encode() + b"\0" + po.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def compile_catalogues(source: Path, cache_root: Path) -> Path:
+    """Compile the ``.po`` catalogues under ``source`` into ``.mo`` files under ``cache_root``.
+
+    Fuzzy entries are left out, as ``pybabel compile`` does by default.
+
+    :param source: folder holding ``<lang>/LC_MESSAGES/messages.po``.
+    :param cache_root: folder for compiled catalogues (created if missing); one sub-folder per
+        version of the sources, reused while the sources do not change.
+    :raises OSError: ``cache_root`` is not writable.
+    :return: the folder to give Flask-Babel as translation directory.
+    """
+    sources = catalogue_sources(source)
+    target = cache_root / _digest(sources)
+    if target.is_dir():
+        return target
+    cache_root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".compiling-", dir=cache_root))
+    try:
+        for lang, po in sources.items():
+            with po.open("rb") as handle:
+                catalogue = read_po(handle, locale=lang, domain=DOMAIN)
+            folder = work / lang / "LC_MESSAGES"
+            folder.mkdir(parents=True)
+            with (folder / f"{DOMAIN}.mo").open("wb") as out:
+                write_mo(out, catalogue, use_fuzzy=False)
+        work.chmod(0o755)
+        try:
+            os.rename(work, target)
+        except OSError:
+            if not target.is_dir():  # not "another worker was first"
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("translations compiled into %s", target)
+    return target
+
+
+def init_babel(app: Flask, default_language: str, time_zone: str, cache_root: Path) -> None:
+    """Install Flask-Babel on ``app`` with the compiled catalogues, :func:`select_locale`-like
+    selection and the given time zone (dates and times in pages and e-mails use it).
+
+    Shared by the SSO and the demo portal.
+    """
     from sso.resources import translations_dir
 
-    settings = runtime(app).settings
     Babel(
         app,
-        default_locale=settings.site.default_language,
-        default_timezone=settings.activation.time_zone,
-        locale_selector=select_locale,
-        default_translation_directories=str(translations_dir()),
+        default_locale=default_language,
+        default_timezone=time_zone,
+        locale_selector=lambda: _select(default_language),
+        default_translation_directories=str(compile_catalogues(translations_dir(), cache_root)),
     )
-    app.after_request(_remember)
+    app.jinja_env.filters["with_lang"] = with_lang
+    app.after_request(remember_language)
+
+
+def _select(default_language: str) -> str:
+    asked = request.args.get("lang", "")
+    if asked in LANGUAGES:
+        return asked
+    remembered = request.cookies.get(COOKIE, "")
+    if remembered in LANGUAGES:
+        return remembered
+    return request.accept_languages.best_match(LANGUAGES) or default_language
+
+
+def init_app(app: Flask) -> None:
+    """Install Flask-Babel with our locale selector and the Europe/Paris time zone (from the
+    activation settings); catalogues compiled under ``var_folder/cache/translations``."""
+    settings = runtime(app).settings
+    init_babel(
+        app,
+        settings.site.default_language,
+        settings.activation.time_zone,
+        Path(settings.var_folder) / "cache" / "translations",
+    )

@@ -159,7 +159,7 @@ def test_ambiguous_identifier_names_nobody(directory: Directory, caplog: pytest.
     with caplog.at_level(logging.WARNING):
         assert directory.find("jdupont") is None
     assert "several entries" in caplog.text
-    assert found(directory, "nina.lambert@etu.univ-demo.fr").user == "nlambert"
+    assert found(directory, "nlambert").found_by == "uid"
 
 
 # -- check_password ----------------------------------------------------------------------------
@@ -324,3 +324,11 @@ def test_changes_survive_a_new_instance(backend: Backend) -> None:
     assert second.check_password(account, "Premier-Envol-2026") is PasswordCheck.VALID
     assert found(second, "cdurand").first("displayName") == "Camille D."
 
+
+def test_passed_pwd_end_time(directory: Directory) -> None:
+    # OpenLDAP 2.5 refuses the bind as locked from pwdEndTime on.
+    account = found(directory, "xss")
+    directory.update(account, {"pwdEndTime": ["20200101000000Z"]})
+    after = found(directory, "xss")
+    assert (after.state, after.expires) == (AccountState.EXPIRED, date(2020, 1, 1))
+    assert directory.check_password(after, "Chevron-Test-2026") is PasswordCheck.LOCKED

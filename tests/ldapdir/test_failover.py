@@ -29,12 +29,16 @@ def pair(slapd_factory: Callable[..., Slapd]) -> tuple[Slapd, Slapd]:
 @pytest.fixture
 def directory(pair: tuple[Slapd, Slapd]) -> Iterator[LdapDirectory]:
     # server_retry_after is long on purpose: recovery must not wait for it.
-    settings = directory_settings(*pair, connect_timeout=TIMEOUT, receive_timeout=TIMEOUT, server_retry_after=300)
+    settings = directory_settings(
+        *pair, connect_timeout=TIMEOUT, receive_timeout=TIMEOUT, server_retry_after=300
+    )
     with LdapDirectory(settings) as opened:
         yield opened
 
 
-def login(directory: LdapDirectory, identifier: str = "cdurand", password: str = "Soleil-Vert-2026") -> PasswordCheck:
+def login(
+    directory: LdapDirectory, identifier: str = "cdurand", password: str = "Soleil-Vert-2026"
+) -> PasswordCheck:
     account = directory.find(identifier)
     assert account is not None
     return directory.check_password(account, password)
@@ -103,7 +107,9 @@ def test_all_down_is_unavailable_never_invalid(pair: tuple[Slapd, Slapd], direct
         assert elapsed < BOUND
 
 
-def test_recovers_by_itself_when_a_server_returns(pair: tuple[Slapd, Slapd], directory: LdapDirectory) -> None:
+def test_recovers_by_itself_when_a_server_returns(
+    pair: tuple[Slapd, Slapd], directory: LdapDirectory
+) -> None:
     first, second = pair
     assert login(directory) is PasswordCheck.VALID
     first.kill()
@@ -121,7 +127,9 @@ def test_recovers_by_itself_when_a_server_returns(pair: tuple[Slapd, Slapd], dir
 
 def test_a_restarted_server_serves_the_existing_directory(pair: tuple[Slapd, Slapd]) -> None:
     first, _ = pair
-    with LdapDirectory(directory_settings(first, connect_timeout=TIMEOUT, receive_timeout=TIMEOUT)) as directory:
+    with LdapDirectory(
+        directory_settings(first, connect_timeout=TIMEOUT, receive_timeout=TIMEOUT)
+    ) as directory:
         assert login(directory) is PasswordCheck.VALID
         first.stop()
         with pytest.raises(DirectoryUnavailable):

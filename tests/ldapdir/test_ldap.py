@@ -163,7 +163,11 @@ def test_pwd_end_time_locks_the_bind(server: Slapd, directory: LdapDirectory) ->
     ],
 )
 def test_password_refusals_have_stable_reasons(
-    slapd_factory: Callable[..., Slapd], policy: dict[str, str], first: str | None, second: str, reason: str | None
+    slapd_factory: Callable[..., Slapd],
+    policy: dict[str, str],
+    first: str | None,
+    second: str,
+    reason: str | None,
 ) -> None:
     server = slapd_factory(policy=policy)
     with LdapDirectory(directory_settings(server)) as directory:
@@ -181,7 +185,9 @@ def test_password_refusals_have_stable_reasons(
         assert raised.value.message  # the server's diagnostic, for logs
 
 
-def test_a_service_account_without_rights_gets_insufficient_access(server: Slapd, directory: LdapDirectory) -> None:
+def test_a_service_account_without_rights_gets_insufficient_access(
+    server: Slapd, directory: LdapDirectory
+) -> None:
     target = directory.find("jdupont")
     assert target is not None
     # A "service account" that is just a person: it may not write others' passwords.
@@ -203,7 +209,9 @@ def test_password_modify_runs_as_the_service_and_clears_the_reset_flag(
     account = directory.find("jdupont")
     assert account is not None
     directory.set_password(account, "Marche-Neuve-2026")
-    state = read_operational(server, account.dn, "pwdReset", "pwdChangedTime", "modifiersName", "userPassword")
+    state = read_operational(
+        server, account.dn, "pwdReset", "pwdChangedTime", "modifiersName", "userPassword"
+    )
     assert state["pwdReset"] == []
     assert state["pwdChangedTime"]
     assert state["userPassword"][0].startswith("{SSHA}")  # hashed by the server
@@ -212,7 +220,9 @@ def test_password_modify_runs_as_the_service_and_clears_the_reset_flag(
 
 @pytest.mark.parametrize("scheme", ["{SSHA}"])
 def test_salted_hash_replace_path(server: Slapd, scheme: str) -> None:
-    with LdapDirectory(directory_settings(server, use_password_modify=False, password_hash=scheme)) as directory:
+    with LdapDirectory(
+        directory_settings(server, use_password_modify=False, password_hash=scheme)
+    ) as directory:
         account = directory.find("lpetit")
         assert account is not None and account.state is AccountState.NEVER_ACTIVATED
         directory.set_password(account, "Premier-Envol-2026")
@@ -227,5 +237,7 @@ def test_salted_hash_replace_path(server: Slapd, scheme: str) -> None:
 def test_paged_search_across_pages(server: Slapd) -> None:
     with LdapDirectory(directory_settings(server, search_page_size=2)) as directory:
         users = [account.user for account in directory.search("(uid=*)")]
-        assert sorted(users) == sorted(["cdurand", "jdupont", "lpetit", "smoreau", "pbernard", "mleroy", "nlambert", "xss"])
+        assert sorted(users) == sorted(
+            ["cdurand", "jdupont", "lpetit", "smoreau", "pbernard", "mleroy", "nlambert", "xss"]
+        )
         assert len(list(directory.search("(uid=*)", limit=5))) == 5

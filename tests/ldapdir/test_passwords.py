@@ -6,7 +6,13 @@ import hashlib
 
 import pytest
 
-from ldapdir.passwords import SALTED_SCHEMES, hash_password, matches_any, password_fingerprint, verify_password
+from ldapdir.passwords import (
+    SALTED_SCHEMES,
+    hash_password,
+    matches_any,
+    password_fingerprint,
+    verify_password,
+)
 
 PASSWORD = "Soleil-Vert-2026"
 

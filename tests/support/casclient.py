@@ -40,6 +40,12 @@ class FlaskSession:
     def get(self, url: str, params: dict | None = None, **_: object) -> _Response:
         return _Response(self.client.get(self._path(url, params)))
 
-    def post(self, url: str, data: bytes | str | None = None, params: dict | None = None,
-             headers: dict | None = None, **_: object) -> _Response:
+    def post(
+        self,
+        url: str,
+        data: bytes | str | None = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+        **_: object,
+    ) -> _Response:
         return _Response(self.client.post(self._path(url, params), data=data, headers=headers or {}))

@@ -90,7 +90,9 @@ class SmtpSink:
 class Gunicorn:
     """The SSO served by a real gunicorn process, as in production."""
 
-    def __init__(self, config: Path, port: int, workers: int = 1, threads: int = 4, log: Path | None = None) -> None:
+    def __init__(
+        self, config: Path, port: int, workers: int = 1, threads: int = 4, log: Path | None = None
+    ) -> None:
         self.config, self.port, self.workers, self.threads = config, port, workers, threads
         self.log = log or config.with_suffix(".log")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -103,10 +105,25 @@ class Gunicorn:
         env = {**os.environ, "SSO_CONFIG": str(self.config)}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-                 "--threads", str(self.threads), "--worker-class", "gthread", "--graceful-timeout", "2",
-                 "sso.app:create_app()"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--workers",
+                    str(self.workers),
+                    "--threads",
+                    str(self.threads),
+                    "--worker-class",
+                    "gthread",
+                    "--graceful-timeout",
+                    "2",
+                    "sso.app:create_app()",
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
         def ready() -> bool:

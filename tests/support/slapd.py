@@ -26,7 +26,6 @@ import pytest
 from ldap3 import NONE, Connection, Server
 
 from ldapdir.settings import DirectorySettings
-
 from tests.support.ports import LOOPBACK, accepts_connections, free_port
 
 SLAPD = Path("/usr/sbin/slapd")
@@ -269,7 +268,9 @@ olcAccess: {{0}}to * by dn.exact="{self.root_dn}" read by * none
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if not self.running:
-                raise SlapdError(f"slapd exited ({self.process and self.process.returncode}): {self.log_tail()}")
+                raise SlapdError(
+                    f"slapd exited ({self.process and self.process.returncode}): {self.log_tail()}"
+                )
             if accepts_connections(LOOPBACK, self.port) and self._answers():
                 self._ready = True
                 return
