@@ -94,7 +94,7 @@ class Gunicorn:
             "--threads", str(self.threads),
             "--worker-class", "gthread",
             "--graceful-timeout", "3",
-            "--access-logfile", "",  # no access log: production sends it to the proxy's
+            "--no-control-socket",  # several gunicorns run at once here: no shared ~/.gunicorn socket
             self.app,
         ]  # fmt: skip
         env = {**os.environ, **self.env}

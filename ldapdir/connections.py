@@ -58,6 +58,26 @@ class ServerDown(Exception):
 RETRYABLE: tuple[type[Exception], ...] = (ServerDown, *NETWORK_ERRORS)
 
 
+class VerifiedTls(Tls):  # type: ignore[misc,unused-ignore]
+    """TLS with the standard library's verification: CA chain and host name.
+
+    ldap3's own ``Tls`` turns the context's host name check off and checks
+    with ``ssl.match_hostname``, deprecated since Python 3.7 (a warning on
+    every connection, an error under ``-W error``). Here the default context
+    checks both during the handshake, as for HTTPS.
+    """
+
+    def __init__(self, ca_file: str | None) -> None:
+        super().__init__(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
+
+    def wrap_socket(self, connection: Connection, do_handshake: bool = False) -> None:
+        context = ssl.create_default_context(cafile=self.ca_certs_file)
+        connection.socket = context.wrap_socket(
+            connection.socket, server_hostname=connection.server.host, do_handshake_on_connect=do_handshake
+        )
+        connection.tls_started = True
+
+
 @dataclass(frozen=True)
 class Target:
     """One configured server."""
@@ -111,7 +131,7 @@ def open_connection(
         (the service account's credentials are the same on every server, but
         a replica may lack the entry: the next server may accept it).
     """
-    tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.tls_ca_file or None)
+    tls = VerifiedTls(settings.tls_ca_file or None)
     # get_info=NONE: no schema read on every connection; values are read raw.
     server = Server(target.url, connect_timeout=settings.connect_timeout, get_info=NONE, tls=tls)
     connection = Connection(
@@ -171,7 +191,7 @@ def check_answer(connection: Connection) -> None:
 
 
 def _connect(
-    servers: ServerList, user: str | None, password: str | None, settings: DirectorySettings
+    servers: ServerList, user: str | None, password: str | None, settings: DirectorySettings, now: float
 ) -> Pooled:
     """A connection to the first server (in failover order) that takes it.
 
@@ -186,16 +206,21 @@ def _connect(
             failures.append(str(error))
             continue
         servers.mark_up(target)
-        return Pooled(connection, target)
+        return Pooled(connection, target, now)
     raise DirectoryUnavailable("no LDAP server answered: " + "; ".join(failures))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Pooled:
-    """A connection and the server it goes to."""
+    """A connection, the server it goes to, and when it was last used."""
 
     connection: Connection
     target: Target
+    last_used: float
+
+    def stale(self, now: float, max_idle: float) -> bool:
+        """Closed, or unused for longer than ``max_idle`` seconds (0: never stale)."""
+        return self.connection.closed or (max_idle > 0 and now - self.last_used > max_idle)
 
 
 class ServiceConnection:
@@ -207,9 +232,12 @@ class ServiceConnection:
     :class:`DirectoryUnavailable`.
     """
 
-    def __init__(self, servers: ServerList, settings: DirectorySettings) -> None:
+    def __init__(
+        self, servers: ServerList, settings: DirectorySettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._servers = servers
         self._settings = settings
+        self._clock = clock
         self._lock = threading.Lock()
         self._current: Pooled | None = None
         #: How many times a connection was opened (for tests and metrics).
@@ -221,9 +249,13 @@ class ServiceConnection:
         return self._current.connection if self._current else None
 
     def _ensure(self) -> Pooled:
-        if self._current is None or self._current.connection.closed:
+        now = self._clock()
+        if self._current is not None and self._current.stale(now, self._settings.max_idle):
+            _close_quietly(self._current.connection)  # idle too long: not the server's fault
+            self._current = None
+        if self._current is None:
             settings = self._settings
-            self._current = _connect(self._servers, settings.bind_dn, settings.bind_password, settings)
+            self._current = _connect(self._servers, settings.bind_dn, settings.bind_password, settings, now)
             self.opened += 1
             logger.info("service connection opened to %s", self._current.target.url)
         return self._current
@@ -250,6 +282,7 @@ class ServiceConnection:
                 try:
                     value = operation(current.connection)
                     check_answer(current.connection)
+                    current.last_used = self._clock()
                     return value
                 except RETRYABLE as error:
                     logger.warning(
@@ -274,9 +307,12 @@ class BindPool:
     Keeps user binds off the service connection, whose identity must not change.
     """
 
-    def __init__(self, servers: ServerList, settings: DirectorySettings) -> None:
+    def __init__(
+        self, servers: ServerList, settings: DirectorySettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._servers = servers
         self._settings = settings
+        self._clock = clock
         self._slots = threading.BoundedSemaphore(settings.bind_pool_size)
         self._idle: list[Pooled] = []
         self._idle_lock = threading.Lock()
@@ -289,10 +325,14 @@ class BindPool:
         if not self._slots.acquire(timeout=wait):
             raise DirectoryUnavailable("all LDAP bind connections stayed busy")
         try:
+            now = self._clock()
             with self._idle_lock:
                 pooled = self._idle.pop() if self._idle else None
-            if pooled is None or pooled.connection.closed:
-                pooled = _connect(self._servers, None, None, self._settings)
+            if pooled is not None and pooled.stale(now, self._settings.max_idle):
+                _close_quietly(pooled.connection)
+                pooled = None
+            if pooled is None:
+                pooled = _connect(self._servers, None, None, self._settings, now)
                 self.opened += 1
             try:
                 yield pooled.connection
@@ -306,6 +346,7 @@ class BindPool:
             if pooled.connection.closed:
                 self._servers.mark_down(pooled.target)
             else:
+                pooled.last_used = self._clock()
                 with self._idle_lock:
                     self._idle.append(pooled)
         finally:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from functools import partial
 from typing import Any
@@ -36,14 +37,15 @@ class LdapDirectory:
       :class:`DirectoryUnavailable`, never a wrong password.
     """
 
-    def __init__(self, settings: DirectorySettings) -> None:
-        """:raises ValueError: no URL configured. Nothing is connected yet."""
+    def __init__(self, settings: DirectorySettings, clock: Callable[[], float] = time.monotonic) -> None:
+        """:param clock: monotonic seconds (failover and idle delays); for tests.
+        :raises ValueError: no URL configured. Nothing is connected yet."""
         self.settings = settings
-        self._servers = ServerList(settings)
+        self._servers = ServerList(settings, clock)
         #: The service connection (exposed for tests: it must be reused).
-        self.service = ServiceConnection(self._servers, settings)
+        self.service = ServiceConnection(self._servers, settings, clock)
         #: The user-bind pool (exposed for tests).
-        self.binds = BindPool(self._servers, settings)
+        self.binds = BindPool(self._servers, settings, clock)
         self._attributes = requested_attributes(settings)
         self._controls = [ppolicy.REQUEST] if settings.use_ppolicy else None
 

@@ -64,6 +64,10 @@ class DirectorySettings:
     #: Seconds a server that failed (refused, timed out) is skipped while another
     #: one answers. When every server has failed, all are tried again at once.
     server_retry_after: float = 30.0
+    #: Seconds a connection may sit unused before it is replaced instead of
+    #: reused: firewalls drop idle TCP connections silently, and a dropped one
+    #: costs a ``receive_timeout`` to notice. 0: always reuse.
+    max_idle: float = 240.0
     #: Upgrade ``ldap://`` connections with StartTLS (certificate verified).
     start_tls: bool = False
     #: PEM file of the CAs that sign the servers' certificates (``ldaps://`` and
@@ -121,6 +125,8 @@ class DirectorySettings:
             raise ValueError("connect_timeout, receive_timeout: must be positive (seconds)")
         if self.bind_pool_size < 1:
             raise ValueError("bind_pool_size: must be at least 1")
+        if self.max_idle < 0:
+            raise ValueError("max_idle: must be zero (always reuse) or positive (seconds)")
         if self.server_retry_after < 0:
             raise ValueError("server_retry_after: must be zero or positive (seconds)")
         if self.lockout_duration < 0:

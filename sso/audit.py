@@ -3,6 +3,11 @@
 A separate stream (logger ``sso.audit``) so operators can ship it apart from the application log.
 Values are cleaned here, once: ticket ids keep their prefix only, newlines and control characters
 are removed, nothing that looks like a secret is accepted.
+
+Each line answers who (``user`` or the ``identifier`` typed), what (``event``), when (``ts``, POSIX
+seconds), from where (``ip``: the web glue supplies it through :meth:`Audit.use_context` for every
+event recorded during a request) and for which service (``service``). Observers (the metrics)
+receive the same cleaned record, so they never see more than the log does.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sso.tickets.ids import redact
@@ -32,6 +37,10 @@ def clean(value: object, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+#: Receives each event and its cleaned record (``ts``, ``event`` and the fields).
+Observer = Callable[[str, Mapping[str, object]], None]
+
+
 class Audit:
     """Write audit events as JSON lines.
 
@@ -40,16 +49,39 @@ class Audit:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
+        self._observers: list[Observer] = []
+        self._context: Callable[[], Mapping[str, object]] | None = None
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(event, record)`` after each event is written (metrics count them).
+
+        Observers run in the caller's thread and must not raise.
+        """
+        self._observers.append(observer)
+
+    def use_context(self, provider: Callable[[], Mapping[str, object]]) -> None:
+        """Fields added to every event that does not set them itself (e.g. the client address of
+        the current request); ``provider`` returns an empty mapping outside a request."""
+        self._context = provider
 
     def __call__(self, event: str, **fields: object) -> None:
-        """Record ``event`` (``login.success``, ``logout``, ``validate.failure``…) with its fields."""
+        """Record ``event`` (``login.success``, ``logout``, ``validate.failure``…) with its fields.
+
+        :raises ValueError: a field named like a secret (``password``, ``token``…).
+        """
         record: dict[str, object] = {"ts": round(self._clock(), 3), "event": event}
+        if self._context is not None:
+            for key, value in self._context().items():
+                if fields.get(key) is None:
+                    fields[key] = value
         for key, value in fields.items():
             if key in _FORBIDDEN:
                 raise ValueError(f"audit field {key!r} would leak a secret")
             if value is not None:
                 record[key] = value if isinstance(value, bool | int | float) else clean(value)
         logger.info("%s", json.dumps(record, ensure_ascii=False, sort_keys=True))
+        for observer in self._observers:
+            observer(event, record)
 
 
 def configure(target: str) -> None:
@@ -58,7 +90,9 @@ def configure(target: str) -> None:
     It does not propagate to the application log, so each stream can be shipped on its own.
     """
     handler: logging.Handler = (
-        logging.StreamHandler(sys.stderr) if target == "-" else logging.FileHandler(Path(target), encoding="utf-8")
+        logging.StreamHandler(sys.stderr)
+        if target == "-"
+        else logging.FileHandler(Path(target), encoding="utf-8")
     )
     handler.setFormatter(logging.Formatter("%(message)s"))
     for old in list(logger.handlers):

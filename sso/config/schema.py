@@ -6,10 +6,12 @@ ticket ``lifetimes``) are those packages' own dataclasses, validated here as the
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
 
+from limits import parse_many
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ldapdir.settings import DirectorySettings
@@ -124,14 +126,36 @@ class SecuritySettings(Section):
     rate_limit_storage: str = "memory://"
     #: Failed sign-ins allowed per identifier (Flask-Limiter syntax).
     login_per_identifier: str = "5 per 5 minutes;20 per day"
-    #: Failed sign-ins allowed per client address.
-    login_per_address: str = "30 per 5 minutes;300 per day"
+    #: Failed sign-ins allowed per client address (slows password spraying: one password, many identifiers).
+    login_per_address: str = "50 per 5 minutes;500 per day"
+    #: Networks (CIDR) exempt from the per-address limits, e.g. the campus NAT that thousands share;
+    #: the per-identifier limits still apply to them.
+    exempt_networks: tuple[str, ...] = ()
     #: Link requests allowed per client address.
     link_per_address: str = "10 per hour"
     #: Link requests allowed per identifier.
     link_per_identifier: str = "3 per hour"
     #: Largest request body accepted, in bytes.
     max_body: int = 64 * 1024
+
+    @field_validator("exempt_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8") from None
+        return value
+
+    @field_validator("login_per_identifier", "login_per_address", "link_per_address", "link_per_identifier")
+    @classmethod
+    def _limits(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("not a rate limit such as '5 per 5 minutes;20 per day'") from None
+        return value
 
 
 class Settings(Section):

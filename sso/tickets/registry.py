@@ -68,7 +68,9 @@ def open_registry(
     - ``memory://``: in this process only (tests, a single-process demo);
     - ``sqlite:///abs/path/tickets.db``: an absolute path (three slashes);
     - ``sqlite:relative/tickets.db``: relative to ``base_dir`` (default: the current directory);
-    - ``redis://…`` / ``rediss://…``: Redis (not available yet).
+    - ``redis://[user:password@]host:6379/0``, ``rediss://…`` (TLS), ``unix:///path.sock?db=0``:
+      Redis, shared by several nodes (nothing is connected until the first use, so a node starts
+      while Redis is down and answers 503 until it is back).
 
     :raises ValueError: an unknown or malformed URL (the message never repeats the URL, which
         may hold a password).
@@ -87,8 +89,19 @@ def open_registry(
     if scheme == "sqlite":
         return _open_sqlite(rest, lifetimes, base_dir)
     if scheme in ("redis", "rediss", "unix"):
-        raise ValueError("tickets url: the Redis back-end is not available in this version; use sqlite:")
+        return _open_redis(url, lifetimes)
     raise ValueError(f"tickets url: unknown scheme {scheme[:20]!r} (use memory://, sqlite: or redis://)")
+
+
+def _open_redis(url: str, lifetimes: Lifetimes) -> TicketRegistry:
+    try:
+        from sso.tickets.redis import RedisRegistry
+    except ModuleNotFoundError as exc:
+        if exc.name != "redis":
+            raise
+        problem = "tickets url: the Redis back-end needs redis-py (pip install 'ent-sso[redis]')"
+        raise ValueError(problem) from None
+    return RedisRegistry.from_url(url, lifetimes)
 
 
 def _open_sqlite(rest: str, lifetimes: Lifetimes, base_dir: str | os.PathLike[str] | None) -> TicketRegistry:

@@ -16,7 +16,7 @@ from sso.activation.flow import LinkView, StepError, Step
 from sso.activation.tokens import Purpose, TokenError, TokenProblem
 from sso.web.forms import IdentifierForm, PasswordForm
 from sso.web.runtime import runtime
-from sso.web.security import client_address, limiter
+from sso.web.security import client_address, exempt_address, limiter
 
 bp = Blueprint("account", __name__, url_prefix="/compte")
 
@@ -79,7 +79,7 @@ def start(purpose: str) -> Response:
 
 
 @bp.post("/<purpose>")
-@limiter.limit(lambda: runtime().settings.security.link_per_address, scope="link-address")
+@limiter.limit(lambda: runtime().settings.security.link_per_address, scope="link-address", exempt_when=exempt_address)
 @limiter.limit(lambda: runtime().settings.security.link_per_identifier, key_func=_identifier_key, scope="link-id")
 def request_link(purpose: str) -> Response:
     """« Suivant »: the same answer whatever the identifier (the work happens in the background)."""

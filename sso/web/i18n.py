@@ -17,13 +17,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from babel import __version__ as babel_version
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, Response, request
-from flask_babel import Babel
+from flask_babel import Babel, get_babel
 
 from sso.web.runtime import runtime
 
@@ -45,7 +44,7 @@ def select_locale() -> str:
     remembered = request.cookies.get(COOKIE, "")
     if remembered in LANGUAGES:
         return remembered
-    return request.accept_languages.best_match(LANGUAGES) or runtime().settings.site.default_language
+    return request.accept_languages.best_match(LANGUAGES) or get_babel().default_locale
 
 
 def remember_language(response: Response) -> Response:
@@ -62,17 +61,6 @@ def remember_language(response: Response) -> Response:
             path=(request.script_root or "") + "/",
         )
     return response
-
-
-def with_lang(url: str, lang: str) -> str:
-    """``url`` with its ``lang`` query parameter set to ``lang`` (links in e-mails open the page in
-    the language the e-mail was written in)."""
-    if lang not in LANGUAGES:
-        return url
-    parts = urlsplit(url)
-    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "lang"]
-    query.append(("lang", lang))
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def catalogue_sources(source: Path) -> dict[str, Path]:
@@ -139,21 +127,10 @@ def init_babel(app: Flask, default_language: str, time_zone: str, cache_root: Pa
         app,
         default_locale=default_language,
         default_timezone=time_zone,
-        locale_selector=lambda: _select(default_language),
+        locale_selector=select_locale,
         default_translation_directories=str(compile_catalogues(translations_dir(), cache_root)),
     )
-    app.jinja_env.filters["with_lang"] = with_lang
     app.after_request(remember_language)
-
-
-def _select(default_language: str) -> str:
-    asked = request.args.get("lang", "")
-    if asked in LANGUAGES:
-        return asked
-    remembered = request.cookies.get(COOKIE, "")
-    if remembered in LANGUAGES:
-        return remembered
-    return request.accept_languages.best_match(LANGUAGES) or default_language
 
 
 def init_app(app: Flask) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from flask import Flask, current_app
 
@@ -34,6 +36,11 @@ class Runtime:
     deliver_pgt: Callable[[str, str, str], bool]
     #: POSIX time source; tests replace it.
     clock: Callable[[], float] = time.time
+
+    @cached_property
+    def exempt_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``security.exempt_networks``, parsed once."""
+        return tuple(ipaddress.ip_network(net, strict=False) for net in self.settings.security.exempt_networks)
 
     def close(self) -> None:
         """Stop background workers and release connections."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,18 @@ def login_identifier() -> str:
     return "id:" + (normalise_identifier(request.form.get("username", "")) or "-")
 
 
+def exempt_address() -> bool:
+    """Whether the client is in a network exempt from per-address limits (``security.exempt_networks``)."""
+    networks = runtime().exempt_networks
+    if not networks:
+        return False
+    try:
+        address = ipaddress.ip_address(client_address())
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
 limiter = Limiter(key_func=client_address, headers_enabled=True, strategy="moving-window")
 
 
@@ -53,6 +66,7 @@ def throttle_failed_logins(view: Callable[..., Any]) -> Callable[..., Any]:
     return limiter.limit(
         lambda: security().login_per_address,
         methods=["POST"],
+        exempt_when=exempt_address,
         deduct_when=_failed,
         on_breach=_login_breach,
         scope="login-address",
@@ -102,6 +116,13 @@ def init_app(app: Flask) -> None:
     app.config["MAX_CONTENT_LENGTH"] = settings.security.max_body
     app.config["RATELIMIT_STORAGE_URI"] = settings.security.rate_limit_storage
     app.config["RATELIMIT_KEY_PREFIX"] = "sso"
+    # Shared storage down (Redis): count in this process's memory until it is back (checked with
+    # a growing interval), never a 500; an error past that is logged and the request let through.
+    app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
+    app.config["RATELIMIT_SWALLOW_ERRORS"] = True
+    if settings.security.rate_limit_storage.startswith(("redis://", "rediss://", "redis+unix://")):
+        # A frozen Redis must cost seconds, not a hung worker.
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": 1, "socket_connect_timeout": 1}
     hops = settings.security.trusted_proxies
     wsgi: Any = app.wsgi_app
     wsgi = BasePath(wsgi, urlsplit(settings.site.base_url).path)

@@ -332,3 +332,35 @@ def test_passed_pwd_end_time(directory: Directory) -> None:
     after = found(directory, "xss")
     assert (after.state, after.expires) == (AccountState.EXPIRED, date(2020, 1, 1))
     assert directory.check_password(after, "Chevron-Test-2026") is PasswordCheck.LOCKED
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["\x00", "Soleil-Vert-2026\x00", "Soleil-Vert-2026\n", "\u200b", "\ue000secret", "\ufeff", " ", "\u00a0"],
+)
+def test_hostile_passwords_are_just_wrong(directory: Directory, hostile: str) -> None:
+    account = found(directory, "cdurand")
+    assert directory.check_password(account, hostile) is PasswordCheck.INVALID
+    assert directory.check_password(account, "Soleil-Vert-2026") is PasswordCheck.VALID
+
+
+@pytest.mark.parametrize("refused", ["Soleil\x00Vert-2026", "Soleil-Vert-2026\x07", "\ue000-Prive-2026"])
+def test_unprintable_new_passwords_are_refused(directory: Directory, refused: str) -> None:
+    with pytest.raises(PasswordRejected) as raised:
+        directory.set_password(found(directory, "cdurand"), refused)
+    assert raised.value.reason == "quality"
+
+
+@pytest.mark.parametrize(
+    ("written", "typed"),
+    [
+        ("Ze\u0301phyr-Clair-2026", "Z\u00e9phyr-Clair-2026"),  # decomposed é, then composed
+        ("Soleil\u00a0Vert\u00a02026", "Soleil Vert 2026"),  # no-break spaces (RFC 4013 maps them)
+        ("Mot-De-Passe-Été-2026", "Mot-De-Passe-Été-2026"),
+    ],
+)
+def test_passwords_are_prepared_alike(directory: Directory, written: str, typed: str) -> None:
+    account = found(directory, "lpetit")
+    directory.set_password(account, written)
+    assert directory.check_password(account, written) is PasswordCheck.VALID
+    assert directory.check_password(account, typed) is PasswordCheck.VALID

@@ -9,6 +9,7 @@ import pytest
 from ldap3 import MODIFY_REPLACE
 
 from ldapdir import AccountState, DirectoryUnavailable, PasswordCheck, PasswordRejected
+from ldapdir.connections import ServerList
 from ldapdir.ldap import LdapDirectory
 from tests.support.slapd import Slapd, directory_settings
 
@@ -241,3 +242,54 @@ def test_paged_search_across_pages(server: Slapd) -> None:
             ["cdurand", "jdupont", "lpetit", "smoreau", "pbernard", "mleroy", "nlambert", "xss"]
         )
         assert len(list(directory.search("(uid=*)", limit=5))) == 5
+
+
+def test_a_hostile_password_does_not_blame_the_server(server: Slapd, directory: LdapDirectory) -> None:
+    account = directory.find("cdurand")
+    assert account is not None
+    assert directory.check_password(account, "Soleil-Vert-2026") is PasswordCheck.VALID
+    for hostile in ("\x00", "a\nb", "\ue000"):
+        assert directory.check_password(account, hostile) is PasswordCheck.INVALID
+    assert directory.check_password(account, "Soleil-Vert-2026") is PasswordCheck.VALID
+    assert directory.binds.opened == 1
+
+
+class FakeClock:
+    """Monotonic seconds moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_idle_connections_are_replaced_not_reused(server: Slapd) -> None:
+    clock = FakeClock()
+    with LdapDirectory(directory_settings(server, max_idle=60), clock=clock) as directory:
+        account = directory.find("cdurand")
+        assert account is not None
+        assert directory.check_password(account, "Soleil-Vert-2026") is PasswordCheck.VALID
+        clock.now += 59
+        assert directory.find("cdurand") is not None
+        assert directory.check_password(account, "Soleil-Vert-2026") is PasswordCheck.VALID
+        assert (directory.service.opened, directory.binds.opened) == (1, 1)
+        clock.now += 61  # idle since the last use: replaced
+        assert directory.find("cdurand") is not None
+        assert directory.check_password(account, "Soleil-Vert-2026") is PasswordCheck.VALID
+        assert (directory.service.opened, directory.binds.opened) == (2, 2)
+        assert directory.service.connection is not None
+        assert directory.service.connection.server.port == server.port  # the server was not blamed
+
+
+def test_recently_failed_server_is_avoided_until_retry_after() -> None:
+    clock = FakeClock()
+    servers = ServerList(directory_settings(urls=("ldap://a", "ldap://b"), server_retry_after=30), clock)
+    first, second = servers.candidates()
+    servers.mark_down(first)
+    assert servers.candidates() == [second, first]  # still tried, last
+    clock.now += 31
+    assert servers.candidates() == [first, second]
+    servers.mark_down(second)
+    servers.mark_up(second)
+    assert servers.candidates() == [first, second]

@@ -108,6 +108,7 @@ class Slapd:
         extra_ldif: Sequence[Path] = (),
         policy: dict[str, str] | None = None,
         start_timeout: float = 15.0,
+        tls: bool = False,
     ) -> None:
         require_slapd()
         self.workdir = Path(workdir)
@@ -117,6 +118,10 @@ class Slapd:
         #: Password of :attr:`root_dn` (random per instance).
         self.root_pw = secrets.token_urlsafe(16)
         self.port = free_port()
+        #: Also listen on ``ldaps://`` (and accept StartTLS), with a certificate
+        #: for 127.0.0.1 signed by a CA made for this instance (:attr:`ca_file`).
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
         self.process: subprocess.Popen[bytes] | None = None
         self._config = self.workdir / "slapd.d"
         self._db = self.workdir / "db"
@@ -130,6 +135,16 @@ class Slapd:
     def url(self) -> str:
         """``ldap://127.0.0.1:PORT``."""
         return f"ldap://{LOOPBACK}:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        """``ldaps://127.0.0.1:PORT`` (only with ``tls=True``)."""
+        return f"ldaps://{LOOPBACK}:{self.tls_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM file of the CA that signed the server's certificate."""
+        return self.workdir / "tls" / "ca.pem"
 
     @property
     def running(self) -> bool:
@@ -146,7 +161,7 @@ cn: config
 olcPidFile: {self.workdir}/slapd.pid
 olcLogLevel: none
 olcIdleTimeout: 0
-
+{self._tls_config()}
 dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
 cn: module{{0}}
@@ -207,6 +222,42 @@ olcDatabase: {{2}}monitor
 olcAccess: {{0}}to * by dn.exact="{self.root_dn}" read by * none
 """
 
+    def _tls_config(self) -> str:
+        if not self.tls:
+            return ""
+        folder = self.ca_file.parent
+        return (
+            f"olcTLSCACertificateFile: {self.ca_file}\n"
+            f"olcTLSCertificateFile: {folder / 'server.pem'}\n"
+            f"olcTLSCertificateKeyFile: {folder / 'server.key'}\n"
+        )
+
+    def _make_certificates(self) -> None:
+        """A CA and a server certificate for 127.0.0.1 (openssl), valid two days."""
+        folder = self.ca_file.parent
+        folder.mkdir(parents=True)
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise SlapdError("openssl is needed for a TLS slapd")
+        (folder / "server.ext").write_text(
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            encoding="utf-8",
+        )
+        self._run(
+            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test CA",
+            "-keyout", str(folder / "ca.key"), "-out", str(self.ca_file),
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+        )  # fmt: skip
+        self._run(
+            openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", str(folder / "server.key"), "-out", str(folder / "server.csr"),
+        )  # fmt: skip
+        self._run(
+            openssl, "x509", "-req", "-in", str(folder / "server.csr"), "-CA", str(self.ca_file),
+            "-CAkey", str(folder / "ca.key"), "-CAcreateserial", "-days", "2",
+            "-extfile", str(folder / "server.ext"), "-out", str(folder / "server.pem"),
+        )  # fmt: skip
+
     def _policy_ldif(self) -> str:
         text = PPOLICY_LDIF.read_text(encoding="utf-8")
         for name, value in self.policy.items():
@@ -224,6 +275,8 @@ olcAccess: {{0}}to * by dn.exact="{self.root_dn}" read by * none
         """Build cn=config and seed the database (offline, with slapadd)."""
         self._config.mkdir(parents=True)
         self._db.mkdir(parents=True)
+        if self.tls:
+            self._make_certificates()
         config = self.workdir / "config.ldif"
         config.write_text(self._config_ldif(), encoding="utf-8")
         self._run(str(SLAPADD), "-n0", "-F", str(self._config), "-l", str(config))
@@ -246,7 +299,7 @@ olcAccess: {{0}}to * by dn.exact="{self.root_dn}" read by * none
             log = self._log.open("ab")
             try:
                 self.process = subprocess.Popen(
-                    [str(SLAPD), "-F", str(self._config), "-h", self.url, "-d", "0"],
+                    [str(SLAPD), "-F", str(self._config), "-h", self._listen(), "-d", "0"],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -263,6 +316,9 @@ olcAccess: {{0}}to * by dn.exact="{self.root_dn}" read by * none
                     raise
                 self.port = free_port()  # lost the race for the port: only before the first start
         raise SlapdError("unreachable")  # pragma: no cover
+
+    def _listen(self) -> str:
+        return f"{self.url} {self.ldaps_url}" if self.tls else self.url
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout

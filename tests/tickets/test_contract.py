@@ -20,8 +20,10 @@ from sso.tickets.model import (
     ServiceTicket,
     SessionService,
 )
+from sso.tickets.redis import RedisRegistry
 from sso.tickets.registry import TicketRegistry
 from sso.tickets.sqlite import SqliteRegistry
+from tests.support.redis import RedisServer
 
 NOW = 1_750_000_000.0
 LIFETIMES = Lifetimes(service_ticket=10.0, tgt_max=8 * 3600.0, tgt_idle=2 * 3600.0, pgt=2 * 3600.0)
@@ -31,15 +33,35 @@ ATTRIBUTES = {
     "cn": ("Adà <b>&",),
 }
 
-BACKENDS: dict[str, Callable[[Path], TicketRegistry]] = {
-    "memory": lambda tmp: MemoryRegistry(LIFETIMES),
-    "sqlite": lambda tmp: SqliteRegistry(tmp / "tickets.db", LIFETIMES),
+#: Back-end name -> factory; a factory may ask pytest for the fixtures it needs.
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], TicketRegistry]] = {
+    "memory": lambda request: MemoryRegistry(LIFETIMES),
+    "sqlite": lambda request: SqliteRegistry(request.getfixturevalue("tmp_path") / "tickets.db", LIFETIMES),
+    "redis": lambda request: RedisRegistry.from_url(request.getfixturevalue("redis_url"), LIFETIMES),
 }
+#: Back-ends that need a real server.
+SERVERS = {"redis"}
 
 
-@pytest.fixture(params=list(BACKENDS))
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TicketRegistry]:
-    store = BACKENDS[request.param](tmp_path)
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """An empty database on the module's redis-server."""
+    with redis_server.client() as client:
+        client.flushdb()
+    return redis_server.url + "/0"
+
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=[pytest.mark.integration] * (name in SERVERS)) for name in BACKENDS]
+)
+def registry(request: pytest.FixtureRequest) -> Iterator[TicketRegistry]:
+    store = BACKENDS[request.param](request)
     yield store
     store.close()
 

@@ -48,8 +48,9 @@ def test_sqlite_relative_to_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("redis://:secret@localhost:6379/0", "Redis"),
-        ("rediss://localhost", "Redis"),
+        ("redis://:secret@localhost:6379/zero", "Redis database"),
+        ("rediss://:secret@localhost?socket_timeout=2&sockettimeout=1", "unknown Redis option"),
+        ("redis://:secret@localhost:port/0", "Redis URL"),
         ("postgres://user:secret@db/tickets", "unknown scheme"),
         ("sqlite://host/tickets.db", "no host"),
         ("sqlite:", "sqlite:///absolute"),

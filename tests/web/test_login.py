@@ -189,3 +189,22 @@ def test_warn_asks_before_signing_in_to_the_service(client):
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Portail ENT" in html and "ticket=" not in html
     assert ticket_of(client.get(f"/login?service={PORTAL}")).startswith("ST-")
+
+
+@pytest.mark.parametrize("config_overrides", [{"security": {"login_per_address": "3 per 5 minutes"}}])
+def test_password_spraying_is_slowed_per_address(client, config_overrides):
+    # one password, many identifiers, one address
+    for name in ("a.one", "b.two", "c.three"):
+        assert sign_in(client, f"{name}@etu.univ-demo.fr", "Printemps2026!").status_code == 401
+    assert sign_in(client, "d.four@etu.univ-demo.fr", "Printemps2026!").status_code == 429
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"security": {"login_per_address": "3 per 5 minutes", "exempt_networks": ["127.0.0.0/8"]}}]
+)
+def test_exempt_networks_skip_the_address_limit_only(client, config_overrides):
+    for name in ("a.one", "b.two", "c.three", "d.four"):
+        assert sign_in(client, f"{name}@etu.univ-demo.fr", "Printemps2026!").status_code == 401
+    for _ in range(5):
+        sign_in(client, STUDENT[0], "wrong")
+    assert sign_in(client, *STUDENT).status_code == 429  # the per-identifier limit still holds

@@ -1,0 +1,342 @@
+"""``python -m bench``: measure the SSO against this machine's floors and the Python peer, in one run.
+
+In order: a private slapd seeded with ``--accounts`` generated accounts (and Redis with
+``--redis``); the raw ldap3 floor; the bare-Flask floor; the minimal login flow (the ceiling);
+django-cas-server (unless ``--no-peer``); the SSO (with ``--tickets`` live tickets put in its
+store first). Each server runs under gunicorn with the production worker model, alone on the
+machine while it is measured. Each (scenario, concurrency) gets a warm-up, then a window of
+``--duration`` seconds. The table goes to standard output and, with the JSON of every figure and
+the servers' logs, to ``bench/results/<time>/`` (``bench/results/latest.txt`` is the last table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import loadgen, procstat
+from bench import profile as profiling
+from bench.accounts import Picker, start_directory
+from bench.ldapfloor import command as floor_command
+from bench.loadgen import Outcome, Plan, Scenario
+from bench.report import Memory, Report, Row
+from bench.servers import WORKERS, Redis, ServerError
+from bench.targets import TICKET_MARGIN, Bare, Ceiling, PeerTarget, Sso, Target
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCENARIO_NAMES = {scenario.value: scenario for scenario in Scenario if scenario is not Scenario.BARE}
+
+
+@dataclass(frozen=True)
+class Options:
+    """The command line, read."""
+
+    accounts: int
+    duration: float
+    warmup: float
+    concurrency: tuple[int, ...]
+    scenarios: tuple[Scenario, ...]
+    tickets: int
+    redis: bool
+    peer: bool
+    floors: bool
+    profile: bool
+    timeout: float
+    validate_rate: int
+    results: Path
+    smoke: bool
+
+
+def parse(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few seconds: 100 accounts, 2 s per scenario, concurrency 8, no peer (CI)")
+    parser.add_argument("--accounts", type=int, help="accounts in the directory (default 10000)")
+    parser.add_argument("--duration", type=float, help="seconds measured per scenario and concurrency (default 10)")
+    parser.add_argument("--warmup", type=float, help="seconds of unmeasured load before each window (default 2)")
+    parser.add_argument("--concurrency", help="virtual users, comma-separated (default 8,32)")
+    parser.add_argument("--scenarios", help=f"comma-separated, among {', '.join(SCENARIO_NAMES)} (default: all)")
+    parser.add_argument("--tickets", type=int, default=0, help="live tickets put in the SSO's store before the run")
+    parser.add_argument("--redis", action="store_true", help="tickets (and throttling) in a private Redis")
+    parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=None,
+                        help="measure django-cas-server too (default: yes, no with --smoke)")
+    parser.add_argument("--floors", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the ldap3, bare-Flask and ceiling floors (default: yes)")
+    parser.add_argument("--profile", action="store_true",
+                        help="then profile the SSO's workers with py-spy (cold login, validation)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a request fails")
+    parser.add_argument("--validate-rate", type=int, default=4000,
+                        help="validations/s to pre-issue tickets for (more are issued than this rate needs)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the results")
+    args = parser.parse_args(argv)
+    smoke = args.smoke
+    concurrency = args.concurrency or ("8" if smoke else "8,32")
+    names = [name.strip() for name in (args.scenarios or ",".join(SCENARIO_NAMES)).split(",") if name.strip()]
+    unknown = [name for name in names if name not in SCENARIO_NAMES]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose among {', '.join(SCENARIO_NAMES)}")
+    return Options(
+        accounts=args.accounts or (100 if smoke else 10_000),
+        duration=args.duration or (2.0 if smoke else 10.0),
+        warmup=args.warmup if args.warmup is not None else (0.5 if smoke else 2.0),
+        concurrency=tuple(int(value) for value in concurrency.split(",")),
+        scenarios=tuple(SCENARIO_NAMES[name] for name in names),
+        tickets=args.tickets,
+        redis=args.redis,
+        peer=args.peer if args.peer is not None else not smoke,
+        floors=args.floors,
+        profile=args.profile,
+        timeout=args.timeout,
+        validate_rate=args.validate_rate,
+        results=args.results,
+        smoke=smoke,
+    )
+
+
+class Bench:
+    """One run: the directory, the targets one after the other, the report."""
+
+    def __init__(self, options: Options, folder: Path, slapd_pid: int, slapd: object, redis: Redis | None) -> None:
+        self.options = options
+        self.folder = folder
+        self.slapd_pid = slapd_pid
+        self.slapd = slapd
+        self.redis = redis
+        self.report = Report(settings={key: str(value) for key, value in options.__dict__.items()})
+        self.picker = Picker(options.accounts)
+
+    def _say(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def _slapd_cpu(self) -> float:
+        return procstat.cpu_times(self.slapd_pid).own
+
+    # -- the floors ---------------------------------------------------------------------------
+
+    def ldap_floor(self) -> None:
+        options = self.options
+        for concurrency in options.concurrency:
+            threads = max(1, concurrency // WORKERS)
+            opens = time.time() + 1.0 + options.warmup
+            closes = opens + options.duration
+            processes = [
+                subprocess.Popen(floor_command(self.slapd.url, threads, options.accounts, opens, closes, n + 1),  # type: ignore[attr-defined]
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                for n in range(WORKERS)
+            ]
+            time.sleep(max(0.0, opens - time.time()))
+            slapd_start = self._slapd_cpu()
+            time.sleep(max(0.0, closes - time.time()))
+            slapd_cpu = self._slapd_cpu() - slapd_start
+            outcome = Outcome(window=options.duration)
+            cpu = 0.0
+            for process in processes:
+                out, err = process.communicate(timeout=options.duration + 60)
+                if process.returncode != 0:
+                    self.report.notes.append(f"ldap3 floor process failed: {err.decode(errors='replace')[-400:]}")
+                    continue
+                data = json.loads(out)
+                outcome.latencies.extend(data["latencies"])
+                outcome.errors.update(data["errors"])
+                cpu += data["cpu"]
+            self._add_row("ldap3-floor", "search+bind", concurrency, outcome, cpu, slapd_cpu)
+
+    # -- gunicorn targets ---------------------------------------------------------------------
+
+    def measure(self, target: Target, scenario: Scenario, concurrency: int) -> None:
+        options = self.options
+        assert target.server is not None
+        tickets = None
+        if scenario is Scenario.VALIDATE:
+            rate = options.validate_rate if target.name != "django-cas-server" else max(500, options.validate_rate // 4)
+            count = int(rate * (options.warmup + options.duration) * 1.2) + 100
+            self._say(f"   pre-issuing {count} tickets")
+            tickets = target.issue(count, self.picker, options.warmup + options.duration + TICKET_MARGIN)
+        marks: dict[str, float] = {}
+        leader = target.server.pid
+
+        def opened() -> None:
+            marks["server"], marks["slapd"] = procstat.group_cpu(leader), self._slapd_cpu()
+
+        def closed() -> None:
+            marks["server"] = procstat.group_cpu(leader) - marks["server"]
+            marks["slapd"] = self._slapd_cpu() - marks["slapd"]
+
+        plan = Plan(
+            site=target.site(), scenario=scenario, concurrency=concurrency, duration=options.duration,
+            warmup=options.warmup, picker=self.picker, tickets=tickets, timeout=options.timeout,
+            on_window_start=opened, on_window_end=closed,
+        )  # fmt: skip
+        outcome = loadgen.run(plan)
+        if outcome.exhausted:
+            outcome.errors["tickets-exhausted"] += outcome.exhausted
+            self.report.notes.append(
+                f"{target.name} validate c={concurrency}: pre-issued tickets ran out; raise --validate-rate"
+            )
+        self._add_row(target.name, scenario.value, concurrency, outcome, marks["server"], marks["slapd"], outcome.generator_cpu)
+
+    def _add_row(self, target: str, scenario: str, concurrency: int, outcome: Outcome,
+                 server_cpu: float, slapd_cpu: float, generator_cpu: float = 0.0) -> None:  # fmt: skip
+        flows = len(outcome.latencies)
+        per_flow = 1000.0 / flows if flows else 0.0
+        row = Row(
+            target=target, scenario=scenario, concurrency=concurrency, flows=flows, window=outcome.window,
+            p50_ms=1000 * loadgen.percentile(outcome.latencies, 0.50),
+            p95_ms=1000 * loadgen.percentile(outcome.latencies, 0.95),
+            p99_ms=1000 * loadgen.percentile(outcome.latencies, 0.99),
+            errors=dict(outcome.errors), server_cpu_ms=server_cpu * per_flow, slapd_cpu_ms=slapd_cpu * per_flow,
+            generator_cpu_pct=100.0 * generator_cpu / outcome.window if outcome.window else 0.0,
+        )  # fmt: skip
+        self.report.rows.append(row)
+        self._say(f"   {target} {scenario} c={concurrency}: {row.rate:.0f} flows/s, p99 {row.p99_ms:.1f} ms, "
+                  f"{row.error_count} errors")  # fmt: skip
+
+    @contextlib.contextmanager
+    def running(self, target: Target) -> Iterator[procstat.RssSampler | None]:
+        """Start ``target``, sample its memory, stop it; a failure to start becomes a note."""
+        self._say(f"== {target.name}")
+        try:
+            target.start()
+        except (ServerError, RuntimeError) as error:
+            self.report.notes.append(f"{target.name} did not start: {str(error)[-600:]}")
+            self._say(f"   did not start: {str(error)[-600:]}")
+            target.stop()
+            yield None
+            return
+        assert target.server is not None
+        server = target.server
+        idle = procstat.group_rss(server.pids())
+        sampler = procstat.RssSampler(server.pids).start()
+        try:
+            yield sampler
+        finally:
+            peak = sampler.stop()
+            target.stop()
+            self.report.memory.append(Memory(target.name, idle / 2**20, max(peak, idle) / 2**20))
+
+    def run_target(self, target: Target) -> None:
+        with self.running(target) as sampler:
+            if sampler is None:
+                return
+            wanted = [s for s in target.scenarios if s is Scenario.BARE or s in self.options.scenarios]
+            for scenario in wanted:
+                for concurrency in self.options.concurrency:
+                    self.measure(target, scenario, concurrency)
+
+    def run_sso(self) -> None:
+        target = Sso(self.folder / "sso", self.slapd, self.redis)  # type: ignore[arg-type]
+        with self.running(target) as sampler:
+            if sampler is None:
+                return
+            if self.options.tickets:
+                self._say(f"   putting {self.options.tickets} live tickets in the store")
+                before = target.store_bytes()
+                started = time.monotonic()
+                target.prefill(self.options.tickets, self.picker)
+                grown = target.store_bytes() - before
+                self.report.store.update(
+                    {"backend": "redis" if self.redis else "sqlite", "live tickets added": self.options.tickets,
+                     "bytes per live ticket": round(grown / self.options.tickets),
+                     "fill seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+                )
+            wanted = [s for s in target.scenarios if s in self.options.scenarios]
+            for scenario in wanted:
+                if scenario is Scenario.LINK and self.options.profile:
+                    self.profile(target)  # before the link requests leave mail to send in the background
+                for concurrency in self.options.concurrency:
+                    self.measure(target, scenario, concurrency)
+            if self.options.profile and Scenario.LINK not in wanted:
+                self.profile(target)
+
+    def profile(self, target: Sso) -> None:
+        """py-spy on both workers during a cold-login and a validation run (not in the table)."""
+        assert target.server is not None
+        folder = self.folder / "profile"
+        concurrency = self.options.concurrency[0]
+        summaries = []
+        for scenario in (Scenario.COLD, Scenario.VALIDATE):
+            self._say(f"   profiling {scenario.value} c={concurrency}")
+            tickets = None
+            if scenario is Scenario.VALIDATE:
+                count = int(self.options.validate_rate * (self.options.duration + 1) * 1.2)
+                tickets = target.issue(count, self.picker, self.options.duration + TICKET_MARGIN)
+            recorders: list[subprocess.Popen[bytes]] = []
+
+            def start_recording(scenario: Scenario = scenario) -> None:
+                recorders.extend(profiling.start(target.server.worker_pids(), self.options.duration, folder,  # type: ignore[union-attr]
+                                                 scenario.value))  # fmt: skip
+
+            plan = Plan(site=target.site(), scenario=scenario, concurrency=concurrency,
+                        duration=self.options.duration, warmup=1.0, picker=self.picker, tickets=tickets,
+                        timeout=self.options.timeout, on_window_start=start_recording)  # fmt: skip
+            loadgen.run(plan)
+            try:
+                paths = profiling.finish(recorders)
+            except profiling.ProfileError as error:
+                self.report.notes.append(f"profile of {scenario.value} failed: {error}")
+                continue
+            summaries.append(profiling.summarize(paths, f"sso {scenario.value} c={concurrency}"))
+        text = "\n".join(summaries)
+        (folder / "summary.txt").write_text(text, encoding="utf-8")
+        self.report.notes.append(f"profile summary: {folder / 'summary.txt'}")
+
+    def run(self) -> Report:
+        options = self.options
+        if options.floors:
+            self._say("== ldap3-floor")
+            self.ldap_floor()
+            self.run_target(Bare(self.folder / "bare"))
+            self.run_target(Ceiling(self.folder / "ceiling", self.slapd, self.redis))  # type: ignore[arg-type]
+        if options.peer:
+            validity = int(options.warmup + options.duration + TICKET_MARGIN + 600)
+            self.run_target(PeerTarget(self.folder / "peer", self.slapd, validity))  # type: ignore[arg-type]
+        self.run_sso()
+        return self.report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the bench; print the table. Exit 0 if every flow succeeded, 1 if some failed, 2 if it could not run."""
+    from tests.support.slapd import SLAPADD, SLAPD, SlapdError
+
+    options = parse(argv)
+    missing = [str(path) for path in (SLAPD, SLAPADD) if not path.exists()]
+    if missing:
+        print(f"bench: OpenLDAP is not installed ({', '.join(missing)}): apt-get install slapd ldap-utils",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    folder = options.results / time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"== directory: {options.accounts} accounts (results in {folder})", file=sys.stderr, flush=True)
+    redis: Redis | None = None
+    try:
+        slapd = start_directory(folder / "directory", options.accounts)
+    except SlapdError as error:
+        print(f"bench: slapd did not start: {error}", file=sys.stderr)
+        return 2
+    try:
+        if options.redis:
+            redis = Redis(folder / "redis").start()
+        assert slapd.process is not None
+        report = Bench(options, folder, slapd.process.pid, slapd, redis).run()
+    except ServerError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if redis is not None:
+            redis.stop()
+        slapd.cleanup()
+    table = report.table()
+    print(table)
+    (folder / "table.txt").write_text(table + "\n", encoding="utf-8")
+    (folder / "results.json").write_text(report.to_json(), encoding="utf-8")
+    options.results.mkdir(parents=True, exist_ok=True)
+    (options.results / "latest.txt").write_text(table + "\n", encoding="utf-8")
+    failed = any(row.errors for row in report.rows) or any("did not start" in note for note in report.notes)
+    return 1 if failed else 0
