@@ -44,7 +44,9 @@ FORM = (
 )
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tgt (id TEXT PRIMARY KEY, user TEXT, attrs TEXT, expires REAL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS st (id TEXT PRIMARY KEY, service TEXT, user TEXT, attrs TEXT, expires REAL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS st (
+    id TEXT PRIMARY KEY, service TEXT, user TEXT, attrs TEXT, expires REAL
+) WITHOUT ROWID;
 """
 
 
@@ -80,7 +82,9 @@ class SqliteStore:
         self._conn().execute("INSERT INTO st VALUES (?, ?, ?, ?, ?)", (st, service, user, attrs, expires))
 
     def take(self, st: str) -> tuple[str, str, str, float] | None:
-        rows = self._conn().execute("DELETE FROM st WHERE id = ? RETURNING service, user, attrs, expires", (st,))
+        rows = self._conn().execute(
+            "DELETE FROM st WHERE id = ? RETURNING service, user, attrs, expires", (st,)
+        )
         row = rows.fetchone()
         rows.fetchall()
         return tuple(row) if row else None  # type: ignore[return-value]
@@ -105,7 +109,9 @@ class RedisStore:
         return tuple(json.loads(value)) if value else None  # type: ignore[return-value]
 
     def add_st(self, st: str, service: str, user: str, attrs: str, expires: float) -> None:
-        self._redis.set(st, json.dumps([service, user, attrs, expires]), ex=max(1, int(expires - time.time()) + 1))
+        self._redis.set(
+            st, json.dumps([service, user, attrs, expires]), ex=max(1, int(expires - time.time()) + 1)
+        )
 
     def take(self, st: str) -> tuple[str, str, str, float] | None:
         value = self._redis.getdel(st)
@@ -142,8 +148,12 @@ class Directory:
             return None
         service, user = self._connections()
         value = escape_filter_chars(login.strip().lower())
-        service.search(self.base, f"(&(objectClass=inetOrgPerson)(|(mail={value})(uid={value})))",
-                       attributes=list(RELEASED), size_limit=2)  # fmt: skip
+        service.search(
+            self.base,
+            f"(&(objectClass=inetOrgPerson)(|(mail={value})(uid={value})))",
+            attributes=list(RELEASED),
+            size_limit=2,
+        )
         if len(service.response or ()) < 1 or service.response[0].get("type") != "searchResEntry":
             return None
         entry = service.response[0]
@@ -153,7 +163,9 @@ class Directory:
 
 
 def _xml(user: str, attrs: dict[str, list[str]]) -> str:
-    released = "".join(f"<cas:{name}>{escape(value)}</cas:{name}>" for name, values in attrs.items() for value in values)
+    released = "".join(
+        f"<cas:{name}>{escape(value)}</cas:{name}>" for name, values in attrs.items() for value in values
+    )
     return (
         "<cas:serviceResponse xmlns:cas='http://www.yale.edu/tp/cas'><cas:authenticationSuccess>"
         f"<cas:user>{escape(user)}</cas:user><cas:attributes>{released}</cas:attributes>"
@@ -177,8 +189,12 @@ def create_app() -> Flask:
     app = Flask(__name__)
     env = os.environ
     store = open_store(env["CEILING_STORE"])
-    directory = Directory(env["CEILING_LDAP_URL"], env["CEILING_BIND_DN"], env["CEILING_BIND_PASSWORD"],
-                          env["CEILING_PEOPLE_BASE"])  # fmt: skip
+    directory = Directory(
+        env["CEILING_LDAP_URL"],
+        env["CEILING_BIND_DN"],
+        env["CEILING_BIND_PASSWORD"],
+        env["CEILING_PEOPLE_BASE"],
+    )
 
     @app.get("/login")
     def form() -> Any:

@@ -31,13 +31,34 @@ from tests.support.slapd import Slapd
 
 def command(url: str, threads: int, accounts: int, opens: float, closes: float, seed: int) -> list[str]:
     """The command line of one floor process."""
-    return [sys.executable, "-m", "bench.ldapfloor", "--url", url, "--threads", str(threads),
-            "--accounts", str(accounts), "--opens", repr(opens), "--closes", repr(closes),
-            "--seed", str(seed)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "bench.ldapfloor",
+        "--url",
+        url,
+        "--threads",
+        str(threads),
+        "--accounts",
+        str(accounts),
+        "--opens",
+        repr(opens),
+        "--closes",
+        repr(closes),
+        "--seed",
+        str(seed),
+    ]
 
 
-def _worker(url: str, accounts: int, opens: float, closes: float, seed: int,
-            latencies: list[float], errors: Counter[str]) -> None:  # fmt: skip
+def _worker(
+    url: str,
+    accounts: int,
+    opens: float,
+    closes: float,
+    seed: int,
+    latencies: list[float],
+    errors: Counter[str],
+) -> None:
     pick = random.Random(seed)
     server = Server(url, get_info=NONE)
     service = Connection(server, Slapd.service_dn, Slapd.service_pw, auto_bind=True, receive_timeout=5)
@@ -53,17 +74,31 @@ def _worker(url: str, accounts: int, opens: float, closes: float, seed: int,
         user.unbind()
 
 
-def _loop(service: Connection, user: Connection, attributes: list[str], pick: random.Random, accounts: int,
-          opens: float, closes: float, latencies: list[float], errors: Counter[str]) -> None:  # fmt: skip
+def _loop(
+    service: Connection,
+    user: Connection,
+    attributes: list[str],
+    pick: random.Random,
+    accounts: int,
+    opens: float,
+    closes: float,
+    latencies: list[float],
+    errors: Counter[str],
+) -> None:
     while time.time() < closes:
         person = Person(pick.randrange(accounts))
         started = time.perf_counter()
         value = escape_filter_chars(person.login)
-        service.search(PEOPLE_BASE, f"(&(objectClass=inetOrgPerson)(|(mail={value})(uid={value})))",
-                           attributes=attributes, size_limit=2)  # fmt: skip
+        service.search(
+            PEOPLE_BASE,
+            f"(&(objectClass=inetOrgPerson)(|(mail={value})(uid={value})))",
+            attributes=attributes,
+            size_limit=2,
+        )
         entries = [item for item in service.response or () if item.get("type") == "searchResEntry"]
-        ok = len(entries) == 1 and user.rebind(user=entries[0]["dn"], password=person.password,
-                                                   read_server_info=False)  # fmt: skip
+        ok = len(entries) == 1 and user.rebind(
+            user=entries[0]["dn"], password=person.password, read_server_info=False
+        )
         ended = time.time()
         if opens <= ended < closes:
             if ok:
@@ -87,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         threading.Thread(
             target=_worker,
             args=(args.url, args.accounts, args.opens, args.closes, args.seed * 1000 + n, latencies, errors),
-        )  # fmt: skip
+        )
         for n in range(args.threads)
     ]
     for thread in threads:

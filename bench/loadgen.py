@@ -96,7 +96,10 @@ _ATTR = re.compile(r"""([A-Za-z_:][-A-Za-z0-9_:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)'
 
 
 def _attributes(tag: str) -> dict[str, str]:
-    return {m.group(1).lower(): html.unescape(m.group(2) if m.group(2) is not None else m.group(3)) for m in _ATTR.finditer(tag)}
+    return {
+        m.group(1).lower(): html.unescape(m.group(2) if m.group(2) is not None else m.group(3))
+        for m in _ATTR.finditer(tag)
+    }
 
 
 def hidden_fields(page: str) -> dict[str, str]:
@@ -151,7 +154,9 @@ class Flows:
     async def validate(self, ticket: str, uid: str) -> None:
         """The service validates ``ticket`` (CAS 3.0 §2.8) and must learn ``uid``."""
         params = {"ticket": ticket, "service": self.site.service}
-        async with self._validator.get(self.site.base_url + self.site.validate_path, params=params) as response:
+        async with self._validator.get(
+            self.site.base_url + self.site.validate_path, params=params
+        ) as response:
             body = await response.text()
         if response.status != 200:
             raise FlowError(f"validate-{response.status}")
@@ -234,7 +239,7 @@ async def _virtual_user(plan: Plan, flows: Flows, outcome: Outcome, clock: _Wind
         if plan.scenario is Scenario.SSO:
             try:
                 await flows.open_session(browser, person)
-            except (FlowError, aiohttp.ClientError, asyncio.TimeoutError) as error:
+            except (TimeoutError, FlowError, aiohttp.ClientError) as error:
                 outcome.errors[f"setup:{getattr(error, 'reason', type(error).__name__)}"] += 1
                 return
         while clock.running():
@@ -258,7 +263,7 @@ async def _virtual_user(plan: Plan, flows: Flows, outcome: Outcome, clock: _Wind
                 if clock.counting():
                     outcome.errors[error.reason] += 1
                 continue
-            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            except (TimeoutError, aiohttp.ClientError) as error:
                 if clock.counting():
                     outcome.errors[type(error).__name__] += 1
                 continue
@@ -306,7 +311,9 @@ async def _run(plan: Plan) -> Outcome:
         connector=connector, cookie_jar=aiohttp.DummyCookieJar(), timeout=timeout
     ) as validator:
         flows = Flows(plan.site, validator)
-        users = [asyncio.create_task(_virtual_user(plan, flows, outcome, window)) for _ in range(plan.concurrency)]
+        users = [
+            asyncio.create_task(_virtual_user(plan, flows, outcome, window)) for _ in range(plan.concurrency)
+        ]
         driver = asyncio.create_task(window.drive(outcome))
         # Bounded: the window, the flows in flight (one timeout per request, at most 3), a margin.
         limit = plan.warmup + plan.duration + 3 * plan.timeout + 5

@@ -98,18 +98,18 @@ CAS_NEW_VERSION_EMAIL_WARNING = False
 CAS_TICKET_VALIDITY = {ticket_validity}
 '''
 
-URLS = '''from django.urls import include, path
+URLS = """from django.urls import include, path
 
 urlpatterns = [path("", include(("cas_server.urls", "cas_server"), namespace="cas_server"))]
-'''
+"""
 
-WSGI = '''import os
+WSGI = """import os
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "peersite.settings")
 application = get_wsgi_application()
-'''
+"""
 
 CONFIGURE = """
 from cas_server.models import ReplaceAttributName, ServicePattern

@@ -57,8 +57,21 @@ def start(
     processes = []
     for pid in pids:
         output = folder / f"{name}-{pid}.txt"
-        command = [binary, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-                   "--rate", str(rate), "--format", "raw", "--output", str(output)]  # fmt: skip
+        command = [
+            binary,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, round(seconds))),
+            "--rate",
+            str(rate),
+            "--format",
+            "raw",
+            "--full-filenames",
+            "--output",
+            str(output),
+        ]
         if gil:
             command.append("--gil")
         processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
@@ -93,7 +106,9 @@ def _component(path: str) -> str:
         if own in path:
             parts = path.split(own, 1)[1].split("/")
             package = own.strip("/")
-            return f"{package}.{parts[0].removesuffix('.py')}" if len(parts) > 1 or package != "sso" else package
+            return (
+                f"{package}.{parts[0].removesuffix('.py')}" if len(parts) > 1 or package != "sso" else package
+            )
     if "/lib/python" in path:
         module = path.split("/lib/python", 1)[1].split("/", 2)[-1]
         return "stdlib:" + module.split("/", 1)[0].removesuffix(".py")
@@ -110,6 +125,10 @@ def _key(frame: str) -> tuple[str, str]:
     for own in OWN:
         if own in short:
             short = own.strip("/") + "/" + short.split(own, 1)[1]
+            break
+    else:
+        if "/lib/python" in short:
+            short = short.split("/lib/python", 1)[1].split("/", 1)[-1]
     return f"{match.group('func')} ({short})", _component(path)
 
 
@@ -131,6 +150,7 @@ def summarize(paths: Iterable[Path], title: str, top: int = 25) -> str:
     if not total:
         return f"== {title}: no samples\n"
     components: Counter[str] = Counter()
+    components_inclusive: Counter[str] = Counter()
     self_time: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     for frames, count in stacks.items():
@@ -138,14 +158,18 @@ def summarize(paths: Iterable[Path], title: str, top: int = 25) -> str:
         label, component = keys[-1]
         components[component] += count
         self_time[label] += count
+        for name in {component for _, component in keys}:
+            components_inclusive[name] += count
         for label in {label for label, component in keys if component.startswith(("sso", "ldapdir"))}:
             inclusive[label] += count
 
     def pct(count: int) -> str:
         return f"{100.0 * count / total:5.1f} %"
 
-    lines = [f"== {title}: {total} samples of active worker threads", "", "-- components (self time)"]
+    lines = [f"== {title}: {total} samples", "", "-- components (self time)"]
     lines += [f"{pct(count)}  {name}" for name, count in components.most_common(top)]
+    lines += ["", "-- components (inclusive time: the component or anything it calls)"]
+    lines += [f"{pct(count)}  {name}" for name, count in components_inclusive.most_common(top)]
     lines += ["", "-- functions (self time)"]
     lines += [f"{pct(count)}  {name}" for name, count in self_time.most_common(top)]
     lines += ["", "-- the project's functions (inclusive time)"]

@@ -90,7 +90,7 @@ class Report:
         return min(rates) if rates else None
 
     def ratios(self, row: Row) -> tuple[str, str, str, str]:
-        """``×floor``, ``×ceil``, ``p99/ceil``, ``×peer`` of ``row`` (``-`` where there is nothing to compare)."""
+        """``×floor``, ``×ceil``, ``p99/ceil``, ``×peer`` of ``row`` (``-``: nothing to compare with)."""
 
         def ratio(value: float | None, reference: float | None) -> str:
             return f"{value / reference:.2f}" if value and reference else "-"
@@ -108,30 +108,68 @@ class Report:
 
     def table(self) -> str:
         """The table, as printed."""
-        header = ("target", "scenario", "conc", "flows/s", "p50 ms", "p95 ms", "p99 ms", "errors",
-                  "srv cpu ms/flow", "slapd cpu ms/flow", "×floor", "×ceil", "p99/ceil", "×peer", "gen cpu %")  # fmt: skip
+        header = (
+            "target",
+            "scenario",
+            "conc",
+            "flows/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "errors",
+            "srv cpu ms/flow",
+            "slapd cpu ms/flow",
+            "×floor",
+            "×ceil",
+            "p99/ceil",
+            "×peer",
+            "gen cpu %",
+        )
         body = []
         ordered = sorted(
             self.rows,
-            key=lambda r: (SCENARIOS.index(r.scenario) if r.scenario in SCENARIOS else 99, r.concurrency,
-                           ORDER.index(r.target) if r.target in ORDER else 99),  # fmt: skip
+            key=lambda r: (
+                SCENARIOS.index(r.scenario) if r.scenario in SCENARIOS else 99,
+                r.concurrency,
+                ORDER.index(r.target) if r.target in ORDER else 99,
+            ),
         )
         for row in ordered:
-            body.append((
-                row.target, row.scenario, str(row.concurrency), f"{row.rate:.0f}", f"{row.p50_ms:.1f}",
-                f"{row.p95_ms:.1f}", f"{row.p99_ms:.1f}", str(row.error_count), f"{row.server_cpu_ms:.2f}",
-                f"{row.slapd_cpu_ms:.2f}", *self.ratios(row), f"{row.generator_cpu_pct:.0f}",
-            ))  # fmt: skip
+            body.append(
+                (
+                    row.target,
+                    row.scenario,
+                    str(row.concurrency),
+                    f"{row.rate:.0f}",
+                    f"{row.p50_ms:.1f}",
+                    f"{row.p95_ms:.1f}",
+                    f"{row.p99_ms:.1f}",
+                    str(row.error_count),
+                    f"{row.server_cpu_ms:.2f}",
+                    f"{row.slapd_cpu_ms:.2f}",
+                    *self.ratios(row),
+                    f"{row.generator_cpu_pct:.0f}",
+                )
+            )
         widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(line))
-                 for line in (header, *body)]  # fmt: skip
+        lines = [
+            "  ".join(
+                cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(line)
+            )
+            for line in (header, *body)
+        ]
         lines.insert(1, "-" * len(lines[0]))
         if self.memory:
             lines += ["", "RSS of the server processes (gunicorn master + workers):"]
-            lines += [f"  {m.target:<20} idle {m.idle_mb:7.1f} MB   peak under load {m.peak_mb:7.1f} MB" for m in self.memory]
+            lines += [
+                f"  {m.target:<20} idle {m.idle_mb:7.1f} MB   peak under load {m.peak_mb:7.1f} MB"
+                for m in self.memory
+            ]
         if self.store:
             lines += ["", "Ticket store: " + ", ".join(f"{key} {value}" for key, value in self.store.items())]
-        failures = [(row.target, row.scenario, row.concurrency, row.errors) for row in self.rows if row.errors]
+        failures = [
+            (row.target, row.scenario, row.concurrency, row.errors) for row in self.rows if row.errors
+        ]
         if failures:
             lines += ["", "Errors by reason:"]
             lines += [f"  {t} {s} c={c}: {e}" for t, s, c, e in failures]

@@ -29,6 +29,7 @@ from bench.loadgen import Outcome, Plan, Scenario
 from bench.report import Memory, Report, Row
 from bench.servers import WORKERS, Redis, ServerError
 from bench.targets import TICKET_MARGIN, Bare, Ceiling, PeerTarget, Sso, Target
+from tests.support.slapd import Slapd
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIO_NAMES = {scenario.value: scenario for scenario in Scenario if scenario is not Scenario.BARE}
@@ -56,24 +57,50 @@ class Options:
 
 def parse(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true",
-                        help="a few seconds: 100 accounts, 2 s per scenario, concurrency 8, no peer (CI)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few seconds: 100 accounts, 2 s per scenario, concurrency 8, no peer (CI)",
+    )
     parser.add_argument("--accounts", type=int, help="accounts in the directory (default 10000)")
-    parser.add_argument("--duration", type=float, help="seconds measured per scenario and concurrency (default 10)")
-    parser.add_argument("--warmup", type=float, help="seconds of unmeasured load before each window (default 2)")
+    parser.add_argument(
+        "--duration", type=float, help="seconds measured per scenario and concurrency (default 10)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, help="seconds of unmeasured load before each window (default 2)"
+    )
     parser.add_argument("--concurrency", help="virtual users, comma-separated (default 8,32)")
-    parser.add_argument("--scenarios", help=f"comma-separated, among {', '.join(SCENARIO_NAMES)} (default: all)")
-    parser.add_argument("--tickets", type=int, default=0, help="live tickets put in the SSO's store before the run")
+    parser.add_argument(
+        "--scenarios", help=f"comma-separated, among {', '.join(SCENARIO_NAMES)} (default: all)"
+    )
+    parser.add_argument(
+        "--tickets", type=int, default=0, help="live tickets put in the SSO's store before the run"
+    )
     parser.add_argument("--redis", action="store_true", help="tickets (and throttling) in a private Redis")
-    parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=None,
-                        help="measure django-cas-server too (default: yes, no with --smoke)")
-    parser.add_argument("--floors", action=argparse.BooleanOptionalAction, default=True,
-                        help="measure the ldap3, bare-Flask and ceiling floors (default: yes)")
-    parser.add_argument("--profile", action="store_true",
-                        help="then profile the SSO's workers with py-spy (cold login, validation)")
+    parser.add_argument(
+        "--peer",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure django-cas-server too (default: yes, no with --smoke)",
+    )
+    parser.add_argument(
+        "--floors",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure the ldap3, bare-Flask and ceiling floors (default: yes)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="then profile the SSO's workers with py-spy (cold login, validation)",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a request fails")
-    parser.add_argument("--validate-rate", type=int, default=4000,
-                        help="validations/s to pre-issue tickets for (more are issued than this rate needs)")
+    parser.add_argument(
+        "--validate-rate",
+        type=int,
+        default=4000,
+        help="validations/s to pre-issue tickets for (more are issued than this rate needs)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the results")
     args = parser.parse_args(argv)
     smoke = args.smoke
@@ -103,10 +130,11 @@ def parse(argv: Sequence[str] | None = None) -> Options:
 class Bench:
     """One run: the directory, the targets one after the other, the report."""
 
-    def __init__(self, options: Options, folder: Path, slapd_pid: int, slapd: object, redis: Redis | None) -> None:
+    def __init__(self, options: Options, folder: Path, slapd: Slapd, redis: Redis | None) -> None:
+        assert slapd.process is not None, "slapd is not running"
         self.options = options
         self.folder = folder
-        self.slapd_pid = slapd_pid
+        self.slapd_pid = slapd.process.pid
         self.slapd = slapd
         self.redis = redis
         self.report = Report(settings={key: str(value) for key, value in options.__dict__.items()})
@@ -127,8 +155,11 @@ class Bench:
             opens = time.time() + 1.0 + options.warmup
             closes = opens + options.duration
             processes = [
-                subprocess.Popen(floor_command(self.slapd.url, threads, options.accounts, opens, closes, n + 1),  # type: ignore[attr-defined]
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                subprocess.Popen(
+                    floor_command(self.slapd.url, threads, options.accounts, opens, closes, n + 1),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
                 for n in range(WORKERS)
             ]
             time.sleep(max(0.0, opens - time.time()))
@@ -140,7 +171,9 @@ class Bench:
             for process in processes:
                 out, err = process.communicate(timeout=options.duration + 60)
                 if process.returncode != 0:
-                    self.report.notes.append(f"ldap3 floor process failed: {err.decode(errors='replace')[-400:]}")
+                    self.report.notes.append(
+                        f"ldap3 floor process failed: {err.decode(errors='replace')[-400:]}"
+                    )
                     continue
                 data = json.loads(out)
                 outcome.latencies.extend(data["latencies"])
@@ -155,7 +188,11 @@ class Bench:
         assert target.server is not None
         tickets = None
         if scenario is Scenario.VALIDATE:
-            rate = options.validate_rate if target.name != "django-cas-server" else max(500, options.validate_rate // 4)
+            rate = (
+                options.validate_rate
+                if target.name != "django-cas-server"
+                else max(500, options.validate_rate // 4)
+            )
             count = int(rate * (options.warmup + options.duration) * 1.2) + 100
             self._say(f"   pre-issuing {count} tickets")
             tickets = target.issue(count, self.picker, options.warmup + options.duration + TICKET_MARGIN)
@@ -170,33 +207,64 @@ class Bench:
             marks["slapd"] = self._slapd_cpu() - marks["slapd"]
 
         plan = Plan(
-            site=target.site(), scenario=scenario, concurrency=concurrency, duration=options.duration,
-            warmup=options.warmup, picker=self.picker, tickets=tickets, timeout=options.timeout,
-            on_window_start=opened, on_window_end=closed,
-        )  # fmt: skip
+            site=target.site(),
+            scenario=scenario,
+            concurrency=concurrency,
+            duration=options.duration,
+            warmup=options.warmup,
+            picker=self.picker,
+            tickets=tickets,
+            timeout=options.timeout,
+            on_window_start=opened,
+            on_window_end=closed,
+        )
         outcome = loadgen.run(plan)
         if outcome.exhausted:
             outcome.errors["tickets-exhausted"] += outcome.exhausted
             self.report.notes.append(
                 f"{target.name} validate c={concurrency}: pre-issued tickets ran out; raise --validate-rate"
             )
-        self._add_row(target.name, scenario.value, concurrency, outcome, marks["server"], marks["slapd"], outcome.generator_cpu)
+        self._add_row(
+            target.name,
+            scenario.value,
+            concurrency,
+            outcome,
+            marks["server"],
+            marks["slapd"],
+            outcome.generator_cpu,
+        )
 
-    def _add_row(self, target: str, scenario: str, concurrency: int, outcome: Outcome,
-                 server_cpu: float, slapd_cpu: float, generator_cpu: float = 0.0) -> None:  # fmt: skip
+    def _add_row(
+        self,
+        target: str,
+        scenario: str,
+        concurrency: int,
+        outcome: Outcome,
+        server_cpu: float,
+        slapd_cpu: float,
+        generator_cpu: float = 0.0,
+    ) -> None:
         flows = len(outcome.latencies)
         per_flow = 1000.0 / flows if flows else 0.0
         row = Row(
-            target=target, scenario=scenario, concurrency=concurrency, flows=flows, window=outcome.window,
+            target=target,
+            scenario=scenario,
+            concurrency=concurrency,
+            flows=flows,
+            window=outcome.window,
             p50_ms=1000 * loadgen.percentile(outcome.latencies, 0.50),
             p95_ms=1000 * loadgen.percentile(outcome.latencies, 0.95),
             p99_ms=1000 * loadgen.percentile(outcome.latencies, 0.99),
-            errors=dict(outcome.errors), server_cpu_ms=server_cpu * per_flow, slapd_cpu_ms=slapd_cpu * per_flow,
+            errors=dict(outcome.errors),
+            server_cpu_ms=server_cpu * per_flow,
+            slapd_cpu_ms=slapd_cpu * per_flow,
             generator_cpu_pct=100.0 * generator_cpu / outcome.window if outcome.window else 0.0,
-        )  # fmt: skip
+        )
         self.report.rows.append(row)
-        self._say(f"   {target} {scenario} c={concurrency}: {row.rate:.0f} flows/s, p99 {row.p99_ms:.1f} ms, "
-                  f"{row.error_count} errors")  # fmt: skip
+        self._say(
+            f"   {target} {scenario} c={concurrency}: {row.rate:.0f} flows/s, p99 {row.p99_ms:.1f} ms, "
+            f"{row.error_count} errors"
+        )
 
     @contextlib.contextmanager
     def running(self, target: Target) -> Iterator[procstat.RssSampler | None]:
@@ -231,7 +299,7 @@ class Bench:
                     self.measure(target, scenario, concurrency)
 
     def run_sso(self) -> None:
-        target = Sso(self.folder / "sso", self.slapd, self.redis)  # type: ignore[arg-type]
+        target = Sso(self.folder / "sso", self.slapd, self.redis)
         with self.running(target) as sampler:
             if sampler is None:
                 return
@@ -242,9 +310,12 @@ class Bench:
                 target.prefill(self.options.tickets, self.picker)
                 grown = target.store_bytes() - before
                 self.report.store.update(
-                    {"backend": "redis" if self.redis else "sqlite", "live tickets added": self.options.tickets,
-                     "bytes per live ticket": round(grown / self.options.tickets),
-                     "fill seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+                    {
+                        "backend": "redis" if self.redis else "sqlite",
+                        "live tickets added": self.options.tickets,
+                        "bytes per live ticket": round(grown / self.options.tickets),
+                        "fill seconds": round(time.monotonic() - started, 1),
+                    }
                 )
             wanted = [s for s in target.scenarios if s in self.options.scenarios]
             for scenario in wanted:
@@ -257,35 +328,52 @@ class Bench:
 
     def profile(self, target: Sso) -> None:
         """py-spy on both workers during a cold-login and a validation run (not in the table)."""
-        assert target.server is not None
+        try:
+            profiling.py_spy()
+        except profiling.ProfileError as error:
+            self.report.notes.append(f"no profile: {error}")
+            return
         folder = self.folder / "profile"
-        concurrency = self.options.concurrency[0]
-        summaries = []
-        for scenario in (Scenario.COLD, Scenario.VALIDATE):
-            self._say(f"   profiling {scenario.value} c={concurrency}")
-            tickets = None
-            if scenario is Scenario.VALIDATE:
-                count = int(self.options.validate_rate * (self.options.duration + 1) * 1.2)
-                tickets = target.issue(count, self.picker, self.options.duration + TICKET_MARGIN)
-            recorders: list[subprocess.Popen[bytes]] = []
+        summaries = [
+            self._profile_one(target, scenario, folder) for scenario in (Scenario.COLD, Scenario.VALIDATE)
+        ]
+        path = folder / "summary.txt"
+        path.write_text("\n".join(text for text in summaries if text), encoding="utf-8")
+        self.report.notes.append(f"profile summary: {path}")
 
-            def start_recording(scenario: Scenario = scenario) -> None:
-                recorders.extend(profiling.start(target.server.worker_pids(), self.options.duration, folder,  # type: ignore[union-attr]
-                                                 scenario.value))  # fmt: skip
+    def _profile_one(self, target: Sso, scenario: Scenario, folder: Path) -> str | None:
+        server = target.server
+        assert server is not None
+        options = self.options
+        concurrency = options.concurrency[0]
+        self._say(f"   profiling {scenario.value} c={concurrency}")
+        tickets = None
+        if scenario is Scenario.VALIDATE:
+            count = int(options.validate_rate * (options.duration + 1) * 1.2)
+            tickets = target.issue(count, self.picker, options.duration + TICKET_MARGIN)
+        recorders: list[subprocess.Popen[bytes]] = []
 
-            plan = Plan(site=target.site(), scenario=scenario, concurrency=concurrency,
-                        duration=self.options.duration, warmup=1.0, picker=self.picker, tickets=tickets,
-                        timeout=self.options.timeout, on_window_start=start_recording)  # fmt: skip
-            loadgen.run(plan)
-            try:
-                paths = profiling.finish(recorders)
-            except profiling.ProfileError as error:
-                self.report.notes.append(f"profile of {scenario.value} failed: {error}")
-                continue
-            summaries.append(profiling.summarize(paths, f"sso {scenario.value} c={concurrency}"))
-        text = "\n".join(summaries)
-        (folder / "summary.txt").write_text(text, encoding="utf-8")
-        self.report.notes.append(f"profile summary: {folder / 'summary.txt'}")
+        def start_recording() -> None:
+            recorders.extend(profiling.start(server.worker_pids(), options.duration, folder, scenario.value))
+
+        plan = Plan(
+            site=target.site(),
+            scenario=scenario,
+            concurrency=concurrency,
+            duration=options.duration,
+            warmup=1.0,
+            picker=self.picker,
+            tickets=tickets,
+            timeout=options.timeout,
+            on_window_start=start_recording,
+        )
+        loadgen.run(plan)
+        try:
+            paths = profiling.finish(recorders)
+        except profiling.ProfileError as error:
+            self.report.notes.append(f"profile of {scenario.value} failed: {error}")
+            return None
+        return profiling.summarize(paths, f"sso {scenario.value} c={concurrency}")
 
     def run(self) -> Report:
         options = self.options
@@ -293,23 +381,28 @@ class Bench:
             self._say("== ldap3-floor")
             self.ldap_floor()
             self.run_target(Bare(self.folder / "bare"))
-            self.run_target(Ceiling(self.folder / "ceiling", self.slapd, self.redis))  # type: ignore[arg-type]
+            self.run_target(Ceiling(self.folder / "ceiling", self.slapd, self.redis))
         if options.peer:
             validity = int(options.warmup + options.duration + TICKET_MARGIN + 600)
-            self.run_target(PeerTarget(self.folder / "peer", self.slapd, validity))  # type: ignore[arg-type]
+            self.run_target(PeerTarget(self.folder / "peer", self.slapd, validity))
         self.run_sso()
         return self.report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the bench; print the table. Exit 0 if every flow succeeded, 1 if some failed, 2 if it could not run."""
+    """Run the bench and print the table.
+
+    :return: 0 if every flow succeeded, 1 if some failed or a target did not start, 2 if it could not run.
+    """
     from tests.support.slapd import SLAPADD, SLAPD, SlapdError
 
     options = parse(argv)
     missing = [str(path) for path in (SLAPD, SLAPADD) if not path.exists()]
     if missing:
-        print(f"bench: OpenLDAP is not installed ({', '.join(missing)}): apt-get install slapd ldap-utils",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"bench: OpenLDAP is not installed ({', '.join(missing)}): apt-get install slapd ldap-utils",
+            file=sys.stderr,
+        )
         return 2
     folder = options.results / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
@@ -323,8 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if options.redis:
             redis = Redis(folder / "redis").start()
-        assert slapd.process is not None
-        report = Bench(options, folder, slapd.process.pid, slapd, redis).run()
+        report = Bench(options, folder, slapd, redis).run()
     except ServerError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2

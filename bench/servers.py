@@ -88,15 +88,22 @@ class Gunicorn:
         :raises ServerError: gunicorn exited or did not answer in time.
         """
         command = [
-            sys.executable, "-m", "gunicorn",
-            "--bind", f"{LOOPBACK}:{self.port}",
-            "--workers", str(self.workers),
-            "--threads", str(self.threads),
-            "--worker-class", "gthread",
-            "--graceful-timeout", "3",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{LOOPBACK}:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--threads",
+            str(self.threads),
+            "--worker-class",
+            "gthread",
+            "--graceful-timeout",
+            "3",
             "--no-control-socket",  # several gunicorns run at once here: no shared ~/.gunicorn socket
             self.app,
-        ]  # fmt: skip
+        ]
         env = {**os.environ, **self.env}
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -153,8 +160,21 @@ class Redis:
             raise ServerError("redis-server is not installed (apt-get install redis-server)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.workdir / "redis.log"
-        command = [binary, "--port", str(self.port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
-                   "--dir", str(self.workdir), "--logfile", str(log)]  # fmt: skip
+        command = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            LOOPBACK,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--logfile",
+            str(log),
+        ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         import redis  # the redis extra; only needed with --redis
 

@@ -145,7 +145,10 @@ class Sso(Target):
 
     def config(self, port: int) -> dict[str, Any]:
         """Overrides of the demo configuration (see :func:`tests.support.appconfig.write_config`)."""
-        security: dict[str, Any] = {"link_per_address": "1000000 per minute", "link_per_identifier": "1000000 per minute"}
+        security: dict[str, Any] = {
+            "link_per_address": "1000000 per minute",
+            "link_per_identifier": "1000000 per minute",
+        }
         if self.redis is not None:
             security["rate_limit_storage"] = self.redis.url.replace("/0", "/2")
         return {
@@ -213,9 +216,15 @@ class Sso(Target):
                     tgt = GrantingTicket(new_id(Kind.TGT), person.uid, values, now, now, now + lifetime)
                     registry.add(tgt)
                 ticket = ServiceTicket(
-                    id=new_id(Kind.ST), service=SERVICE, service_id="bench", user=person.uid, attributes=values,
-                    tgt_id=tgt.id, primary=False, expires=now + lifetime,
-                )  # fmt: skip
+                    id=new_id(Kind.ST),
+                    service=SERVICE,
+                    service_id="bench",
+                    user=person.uid,
+                    attributes=values,
+                    tgt_id=tgt.id,
+                    primary=False,
+                    expires=now + lifetime,
+                )
                 registry.add(ticket)
                 issued.append((ticket.id, person.uid))
         finally:
@@ -235,10 +244,18 @@ class Sso(Target):
                 values = {name: tuple(value) for name, value in attributes(person).items()}
                 tgt = GrantingTicket(new_id(Kind.TGT), person.uid, values, now, now, now + lifetime)
                 registry.add(tgt)
-                registry.add(ServiceTicket(
-                    id=new_id(Kind.ST), service=SERVICE, service_id="bench", user=person.uid, attributes=values,
-                    tgt_id=tgt.id, primary=True, expires=now + lifetime,
-                ))  # fmt: skip
+                registry.add(
+                    ServiceTicket(
+                        id=new_id(Kind.ST),
+                        service=SERVICE,
+                        service_id="bench",
+                        user=person.uid,
+                        attributes=values,
+                        tgt_id=tgt.id,
+                        primary=True,
+                        expires=now + lifetime,
+                    )
+                )
         finally:
             registry.close()
 

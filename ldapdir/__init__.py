@@ -5,7 +5,7 @@ Plain Python: imports nothing from Flask or :mod:`sso`.
 
 from ldapdir.base import Directory
 from ldapdir.errors import AccountNotFound, DirectoryError, DirectoryUnavailable, PasswordRejected
-from ldapdir.model import DN, Account, AccountState, PasswordCheck
+from ldapdir.model import DN, Account, AccountState, Authentication, PasswordCheck
 from ldapdir.settings import DirectorySettings
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "Account",
     "AccountNotFound",
     "AccountState",
+    "Authentication",
     "Directory",
     "DirectoryError",
     "DirectorySettings",

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import Protocol
 
-from ldapdir.model import Account, PasswordCheck
+from ldapdir.model import Account, Authentication, PasswordCheck
 
 
 class Directory(Protocol):
@@ -23,6 +23,10 @@ class Directory(Protocol):
     def check_password(self, account: Account, password: str) -> PasswordCheck:
         """Check ``password`` by binding as the account. An empty password is
         ``INVALID`` without any bind (an empty simple bind is anonymous)."""
+
+    def authenticate(self, account: Account, password: str) -> Authentication:
+        """:meth:`check_password` with the directory's warnings (password about to
+        expire, grace sign-ins left)."""
 
     def set_password(self, account: Account, new_password: str) -> None:
         """Write a new password the way the directory wants it.

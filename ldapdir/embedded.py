@@ -30,7 +30,7 @@ from ldap3.core.exceptions import LDAPInvalidFilterError
 from ldapdir.entry import Entry, Scope, clock, pick, requested_attributes, to_account
 from ldapdir.errors import AccountNotFound
 from ldapdir.ldif import parse_ldif
-from ldapdir.model import Account, PasswordCheck
+from ldapdir.model import Account, Authentication, PasswordCheck
 from ldapdir.passwords import hash_password, matches_any, prepare, prepared_new_password
 from ldapdir.query import login_filter, normalise_identifier, printable, search_filter
 from ldapdir.settings import DirectorySettings
@@ -202,6 +202,10 @@ class EmbeddedDirectory:
         if entry.first("pwdReset").upper() == "TRUE":
             return PasswordCheck.MUST_CHANGE
         return PasswordCheck.VALID
+
+    def authenticate(self, account: Account, password: str) -> Authentication:
+        """See :meth:`ldapdir.base.Directory.authenticate` (no password policy here: no warnings)."""
+        return Authentication(self.check_password(account, password))
 
     def set_password(self, account: Account, new_password: str) -> None:
         """See :meth:`ldapdir.base.Directory.set_password`: a salted hash

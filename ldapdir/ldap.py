@@ -16,7 +16,7 @@ from ldapdir import ppolicy
 from ldapdir.connections import BindPool, ServerDown, ServerList, ServiceConnection, check_answer
 from ldapdir.entry import Entry, Scope, clock, pick, requested_attributes, to_account
 from ldapdir.errors import AccountNotFound, DirectoryUnavailable, PasswordRejected
-from ldapdir.model import Account, PasswordCheck
+from ldapdir.model import Account, Authentication, PasswordCheck
 from ldapdir.passwords import hash_password, prepare, prepared_new_password
 from ldapdir.query import login_filter, normalise_identifier, printable, search_filter
 from ldapdir.settings import DirectorySettings
@@ -125,25 +125,33 @@ class LdapDirectory:
     # -- passwords -----------------------------------------------------------------------------
 
     def check_password(self, account: Account, password: str) -> PasswordCheck:
-        """See :meth:`ldapdir.base.Directory.check_password`.
+        """See :meth:`ldapdir.base.Directory.check_password`."""
+        return self.authenticate(account, password).check
+
+    def authenticate(self, account: Account, password: str) -> Authentication:
+        """See :meth:`ldapdir.base.Directory.authenticate`.
 
         With ``use_ppolicy``, the policy control turns a refused bind into
-        LOCKED or EXPIRED and a reset password into MUST_CHANGE.
+        LOCKED or EXPIRED, a reset password into MUST_CHANGE, and carries the
+        expiry warning and the grace sign-ins left.
         """
         prepared = prepare(password)
         if not prepared:
             # Empty (an anonymous bind would succeed), or refused by SASLprep
             # (control characters…): no password of that form can be set either.
-            return PasswordCheck.INVALID
+            return Authentication(PasswordCheck.INVALID)
         result = self.binds.bind(account.dn, prepared, self._controls)
         code = int(result.get("result", -1))
-        check = ppolicy.bind_check(code, ppolicy.from_result(result))
+        response = ppolicy.from_result(result)
+        check = ppolicy.bind_check(code, response)
         if check is None:
             logger.warning(
                 "unexpected bind result for %s: %s", printable(account.dn, 200), result.get("description")
             )
-            return PasswordCheck.INVALID
-        return check
+            return Authentication(PasswordCheck.INVALID)
+        if response is None or check is not PasswordCheck.VALID and check is not PasswordCheck.EXPIRED:
+            return Authentication(check)
+        return Authentication(check, response.time_before_expiration, response.grace_remaining)
 
     def set_password(self, account: Account, new_password: str) -> None:
         """See :meth:`ldapdir.base.Directory.set_password`.

@@ -47,6 +47,17 @@ class PasswordCheck(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Authentication:
+    """The full answer to a sign-in: the verdict, and the directory's warnings (ppolicy)."""
+
+    check: PasswordCheck
+    #: Seconds before the password expires, when the directory warns (``pwdExpireWarning``).
+    expires_in: int | None = None
+    #: Grace sign-ins left after this one: the password has expired (``pwdGraceAuthnLimit``).
+    grace_remaining: int | None = None
+
+
+@dataclass(frozen=True)
 class Account:
     """One person's entry, as the rest of the server needs it."""
 

@@ -131,6 +131,7 @@ def _build_runtime(
         mail=queue,
         activation=flow,
         audit=audit,
+        signer=signer,
         deliver_pgt=make_deliver_pgt(cas_settings),
         clock=clock,
     )

@@ -189,6 +189,12 @@ def serve(config: str | None, bind: str | None, workers: int, threads: int) -> N
             return create_app(path)
 
     os.environ["SSO_CONFIG"] = path
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker counts in its own memory: a fresh folder where they all write lets /metrics,
+        # whichever worker answers, report the whole node (prometheus_client's multiprocess mode).
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sso-metrics-")
     click.echo(f"ENT SSO: {settings.site.base_url}/login  (listening on {bind}; Ctrl+C to stop)")
     _Server().run()
 
@@ -369,6 +375,10 @@ def tickets(config: str | None, as_json: bool, purge: bool) -> None:
 
     settings = _settings(config)
     now = time.time()
+    url = settings.tickets.url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite://") :]).exists():
+        _fail(f"no ticket database at {url[len('sqlite://') :]}: has the server run with this configuration "
+              "and working directory (var_folder is relative to it)?", EXIT_UNAVAILABLE)
     try:
         registry = open_registry(settings.tickets.url, settings.tickets.lifetimes)
     except (RegistryUnavailable, ValueError) as exc:
@@ -698,3 +708,7 @@ def mail_retry(config: str | None, send: bool) -> None:
         finally:
             rt.close()
         click.echo(f"sent {sent}, failed {failed} (retried later)")
+
+
+if __name__ == "__main__":  # python -m sso.cli
+    main()

@@ -11,8 +11,8 @@
     button.addEventListener("click", function () {
       var shown = input.type === "password";
       input.type = shown ? "text" : "password";
-      button.setAttribute("aria-pressed", shown ? "true" : "false");
-      button.textContent = shown ? button.getAttribute("data-hide") : button.getAttribute("data-show");
+      button.textContent = button.getAttribute(shown ? "data-hide" : "data-show");
+      button.setAttribute("aria-label", button.getAttribute(shown ? "data-hide-label" : "data-show-label"));
     });
   });
   // Before sending, put every field back to a password field (browsers then offer to save it).

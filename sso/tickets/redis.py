@@ -201,9 +201,10 @@ class RedisRegistry:
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            # One retry on a new connection: a pooled socket that died with a Redis restart is
-            # replaced at no cost; a server that is really down is reported after two timeouts.
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
+            # One retry on a new connection after a connection error: a pooled socket that died
+            # with a Redis restart is replaced at no cost. No retry after a timeout: a hung
+            # server costs one timeout, then RegistryUnavailable.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1, supported_errors=(redis.ConnectionError,)),
             health_check_interval=30,
         )
         return cls(client, lifetimes, prefix=prefix)

@@ -68,6 +68,8 @@ def _purpose_or_404(purpose: str) -> Purpose:
 
 
 def _identifier_key() -> str:
+    if (request.content_length or 0) > runtime().settings.security.max_body:
+        return "link:-"  # the view answers 413
     return "link:" + (normalise_identifier(request.form.get("username", "")) or "-")
 
 

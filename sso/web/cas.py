@@ -5,17 +5,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import ngettext
+from flask_babel import format_date, ngettext
 
-from ldapdir import Account, AccountState, DirectoryUnavailable, PasswordCheck
+from ldapdir import Account, AccountState, Authentication, DirectoryUnavailable, PasswordCheck
+from sso.activation.tokens import Purpose
 from sso.cas import login as cas_login
 from sso.cas import params, proxy, responses, saml, validation
 from sso.cas.errors import CasError, Code
 from sso.cas.logout import slo_targets
+from sso.signin import Attempt, Verdict
+from sso.signin import decide as decide_attempt
 from sso.tickets.ids import redact
 from sso.tickets.registry import RegistryUnavailable
 from sso.web.forms import LoginForm
@@ -68,59 +71,76 @@ def login_post() -> Response:
         return _render_decision(cas_login.UnknownService(req.service), form)
     if not form.validate_on_submit():
         return _login_page(form, service, req, status=400)
-    refusal = _authenticate(form)
-    if isinstance(refusal, Response):
-        return refusal
-    if isinstance(refusal, str):
-        return _login_page(form, service, req, status=401, error=refusal)
-    return _open_session(refusal, req)
+    attempt = _attempt(form)
+    if attempt.verdict is Verdict.OK:
+        return _open_session(attempt, req)
+    if attempt.verdict is Verdict.MUST_CHANGE:
+        return _must_change(attempt)
+    return _login_page(form, service, req, status=401, error=_refusal(attempt))
 
 
-def _authenticate(form: LoginForm) -> Account | str | Response:
-    """The account, or the French reason it may not sign in, or a page to show instead."""
+def _attempt(form: LoginForm) -> Attempt:
+    """Look the account up and check the password; an unknown identifier still costs one bind
+    (against a DN that does not exist), so both refusals take the same time."""
     rt = runtime()
     identifier, password = form.username.data or "", form.password.data or ""
     account = rt.directory.find(identifier, date.today())
-    usable = account is not None and account.state is not AccountState.NEVER_ACTIVATED
-    check = rt.directory.check_password(account, password) if usable else PasswordCheck.INVALID  # type: ignore[arg-type]
-    outcome = _outcome(account, check)
+    if account is None:
+        auth = rt.directory.authenticate(rt.decoy, password)
+    elif account.state is AccountState.NEVER_ACTIVATED:
+        auth = Authentication(PasswordCheck.INVALID)
+    else:
+        auth = rt.directory.authenticate(account, password)
+    attempt = decide_attempt(account, auth)
     rt.audit(
-        "login.success" if outcome is None else "login.failure",
+        "login.success" if attempt.verdict is Verdict.OK else "login.failure",
         user=account.user if account else None,
-        identifier=None if account else identifier,
-        reason=None if outcome is None else outcome[0],
+        reason=None if attempt.verdict is Verdict.OK else attempt.verdict.value,
         ip=client_address(),
     )
-    if outcome is None:
-        return account  # type: ignore[return-value]
-    return outcome[1]
+    return attempt
 
 
-def _outcome(account: Account | None, check: PasswordCheck) -> tuple[str, str] | None:
-    """``None`` if the person may sign in, else (reason code, message for the page)."""
-    wrong = ("invalid", _("Identifiant ou mot de passe incorrect."))
-    if account is None:
-        return wrong
-    if account.state is AccountState.NEVER_ACTIVATED:
-        return ("never_activated", _("Votre compte n'est pas encore activé. Utilisez « 1ère connexion » pour l'activer."))
-    if check is PasswordCheck.INVALID:
-        return wrong
-    if check is PasswordCheck.LOCKED or account.state is AccountState.LOCKED:
-        return ("locked", _("Votre compte est verrouillé. Contactez l'assistance informatique."))
-    if account.state is AccountState.EXPIRED:
-        when = account.expires.strftime("%d/%m/%Y") if account.expires else ""
-        return ("expired", _("Votre compte a expiré le %(date)s : il ne permet plus d'accéder à l'ENT.", date=when))
-    if check in (PasswordCheck.EXPIRED, PasswordCheck.MUST_CHANGE) or account.state in (
-        AccountState.PASSWORD_EXPIRED,
-        AccountState.MUST_CHANGE,
-    ):
-        return ("must_change", _("Votre mot de passe doit être changé. Utilisez « Problème de connexion » pour en choisir un nouveau."))
-    return None
+def _refusal(attempt: Attempt) -> str:
+    """The words of a refused sign-in."""
+    if attempt.verdict is Verdict.NEVER_ACTIVATED:
+        return _("Votre compte n'est pas encore activé. Utilisez « 1ère connexion » pour l'activer.")
+    if attempt.verdict is Verdict.LOCKED:
+        return _("Votre compte est verrouillé. Contactez l'assistance informatique.")
+    if attempt.verdict is Verdict.EXPIRED and attempt.account is not None:
+        expires = attempt.account.expires
+        when = format_date(expires, "short") if expires else ""
+        return _("Votre compte a expiré le %(date)s : il ne permet plus d'accéder à l'ENT.", date=when)
+    return _("Identifiant ou mot de passe incorrect.")
 
 
-def _open_session(account: Account, req: params.LoginRequest) -> Response:
+def _change_link(account: Account) -> str:
+    """A fresh link to the password page, for a person who just proved the current password."""
+    rt = runtime()
+    token = rt.signer.make(account, Purpose.RESET, datetime.fromtimestamp(rt.clock(), UTC))
+    return url_for("account.link", t=token.token)
+
+
+def _must_change(attempt: Attempt) -> Response:
+    """Expired or administrator-reset password: straight to the reset page, no e-mail needed."""
+    assert attempt.account is not None
+    if attempt.grace_remaining is not None:
+        text = ngettext(
+            "Votre mot de passe a expiré. Choisissez-en un nouveau maintenant (il vous reste %(num)d connexion de secours).",
+            "Votre mot de passe a expiré. Choisissez-en un nouveau maintenant (il vous reste %(num)d connexions de secours).",
+            attempt.grace_remaining,
+        )
+    else:
+        text = _("Votre mot de passe a expiré ou a été réinitialisé : choisissez-en un nouveau pour continuer.")
+    link = (_change_link(attempt.account), _("Choisir un nouveau mot de passe"))
+    return message_page(_("Changement de mot de passe obligatoire"), text, 200, link=link)
+
+
+def _open_session(attempt: Attempt, req: params.LoginRequest) -> Response:
     """A fresh TGT at every sign-in (no fixation); the previous session, if any, is ended."""
     rt = runtime()
+    account = attempt.account
+    assert account is not None
     now = rt.clock()
     previous = current_tgt()
     if previous is not None:
@@ -128,12 +148,26 @@ def _open_session(account: Account, req: params.LoginRequest) -> Response:
     tgt = cas_login.new_session(account.user, account.attributes, rt.settings.tickets.lifetimes, now)
     rt.tickets.add(tgt)
     decision = cas_login.after_authentication(req, tgt, rt.services, rt.tickets, rt.settings.tickets.lifetimes, now)
-    if isinstance(decision, cas_login.ShowSignedIn):
+    if attempt.expires_in is not None:
+        response = _expiry_warning(attempt, req)
+    elif isinstance(decision, cas_login.ShowSignedIn):
         response = redirect(url_for("cas.login"), 303)
     else:
         response = _render_decision(decision, LoginForm())
     set_tgc(response, tgt)
     return response
+
+
+def _expiry_warning(attempt: Attempt, req: params.LoginRequest) -> Response:
+    """Signed in, but the password expires soon: offer to change it now, or go on (a fresh ticket
+    is issued by SSO when the person continues: the one just made would expire while they read)."""
+    assert attempt.account is not None and attempt.expires_in is not None
+    days = max(1, attempt.expires_in // 86400)
+    go_on = url_for("cas.login", service=req.service) if req.service else url_for("cas.login")
+    page = render_template(
+        "password_expiring.html", days=days, change_url=_change_link(attempt.account), continue_url=go_on
+    )
+    return make_response(page)
 
 
 def _render_decision(decision: object, form: LoginForm) -> Response:

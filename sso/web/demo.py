@@ -4,7 +4,9 @@ the SSO sent and can click their links. Never registered when mail goes out thro
 from __future__ import annotations
 
 import email
+from datetime import datetime
 from email import policy
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, make_response, render_template
@@ -17,7 +19,14 @@ bp = Blueprint("demo", __name__, url_prefix="/demo")
 SHOWN = 20
 
 
-def _messages(folder: Path) -> list[dict[str, str]]:
+def _date(header: object) -> datetime | None:
+    try:
+        return parsedate_to_datetime(str(header))
+    except (TypeError, ValueError):
+        return None
+
+
+def _messages(folder: Path) -> list[dict[str, object]]:
     files = sorted(folder.glob("*.eml"), key=lambda path: path.stat().st_mtime, reverse=True)[:SHOWN]
     out = []
     for path in files:
@@ -27,7 +36,7 @@ def _messages(folder: Path) -> list[dict[str, str]]:
             {
                 "to": str(message["To"]),
                 "subject": str(message["Subject"]),
-                "date": str(message["Date"]),
+                "date": _date(message["Date"]),
                 "text": body.get_content() if body is not None else "",
             }
         )

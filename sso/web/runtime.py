@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +11,8 @@ from functools import cached_property
 
 from flask import Flask, current_app
 
-from ldapdir import Directory
+from ldapdir import DN, Account, AccountState, Directory
+from sso.activation.tokens import LinkSigner
 from sso.activation.flow import ActivationFlow
 from sso.audit import Audit
 from sso.cas.logout import LogoutDispatcher
@@ -32,6 +34,8 @@ class Runtime:
     mail: MailQueue
     activation: ActivationFlow
     audit: Audit
+    #: Signs the password-page links (also used after a sign-in with an expired password).
+    signer: LinkSigner
     #: Delivers a PGT to a proxy callback (CAS 3.0 §2.5.4): (pgt_url, pgt, pgtiou) -> delivered.
     deliver_pgt: Callable[[str, str, str], bool]
     #: POSIX time source; tests replace it.
@@ -41,6 +45,13 @@ class Runtime:
     def exempt_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """``security.exempt_networks``, parsed once."""
         return tuple(ipaddress.ip_network(net, strict=False) for net in self.settings.security.exempt_networks)
+
+    @cached_property
+    def decoy(self) -> Account:
+        """An account that does not exist, bound against for unknown identifiers (equal timing)."""
+        base = self.settings.directory.people_base
+        user = "decoy-" + secrets.token_hex(8)
+        return Account(DN(f"uid={user},{base}"), user, "uid", AccountState.ACTIVE, None, None, "")
 
     def close(self) -> None:
         """Stop background workers and release connections."""

@@ -30,6 +30,8 @@ def client_address() -> str:
 
 def login_identifier() -> str:
     """Throttling key for failed sign-ins: the normalised identifier typed."""
+    if (request.content_length or 0) > runtime().settings.security.max_body:
+        return "id:-"  # the view answers 413; reading the form here would raise inside the limiter
     return "id:" + (normalise_identifier(request.form.get("username", "")) or "-")
 
 

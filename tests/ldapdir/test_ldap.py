@@ -9,7 +9,6 @@ import pytest
 from ldap3 import MODIFY_REPLACE
 
 from ldapdir import AccountState, DirectoryUnavailable, PasswordCheck, PasswordRejected
-from ldapdir.connections import ServerList
 from ldapdir.ldap import LdapDirectory
 from tests.support.slapd import Slapd, directory_settings
 
@@ -280,16 +279,3 @@ def test_idle_connections_are_replaced_not_reused(server: Slapd) -> None:
         assert (directory.service.opened, directory.binds.opened) == (2, 2)
         assert directory.service.connection is not None
         assert directory.service.connection.server.port == server.port  # the server was not blamed
-
-
-def test_recently_failed_server_is_avoided_until_retry_after() -> None:
-    clock = FakeClock()
-    servers = ServerList(directory_settings(urls=("ldap://a", "ldap://b"), server_retry_after=30), clock)
-    first, second = servers.candidates()
-    servers.mark_down(first)
-    assert servers.candidates() == [second, first]  # still tried, last
-    clock.now += 31
-    assert servers.candidates() == [first, second]
-    servers.mark_down(second)
-    servers.mark_up(second)
-    assert servers.candidates() == [first, second]
