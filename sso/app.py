@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Flask
@@ -84,7 +84,9 @@ def _configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s")
+        )
         root.addHandler(handler)
         root.setLevel(logging.WARNING)
     configure_audit(settings.audit_log)

@@ -28,7 +28,9 @@ def python_files(folder: str) -> list[Path]:
 
 @pytest.mark.parametrize("path", python_files("ldapdir"), ids=str)
 def test_ldapdir_imports_nothing_from_sso_or_flask(path):
-    bad = {name for name in imports(path) if name.split(".")[0] in {"sso", "flask", "flask_babel", "werkzeug"}}
+    bad = {
+        name for name in imports(path) if name.split(".")[0] in {"sso", "flask", "flask_babel", "werkzeug"}
+    }
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
 
 

@@ -1,4 +1,5 @@
-"""A plain (non-editable) install ships the templates, static files and sample configuration, and works."""
+"""A plain (non-editable) install ships the templates, static files, sample configuration, message
+catalogues (sources only: compiled at start-up) and the demo portal, and works in French and English."""
 
 from __future__ import annotations
 
@@ -13,15 +14,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHECK = """
 import sys
-from sso.resources import templates_dir, config_dir, static_dir
+from sso.resources import templates_dir, config_dir, static_dir, translations_dir
 assert "site-packages-under-test" in str(templates_dir()), templates_dir()
 for path in (templates_dir() / "login.html", templates_dir() / "mail" / "activation.txt",
+             templates_dir() / "portal" / "home.html", static_dir() / "reveal.js",
+             translations_dir() / "en" / "LC_MESSAGES" / "messages.po",
              config_dir() / "demo.yaml", config_dir() / "demo-directory.ldif", static_dir() / "sso.css"):
     assert path.is_file(), path
+assert not list(translations_dir().rglob("*.mo")), "compiled catalogues shipped"
 from sso.app import create_app
 app = create_app(str(config_dir() / "demo.yaml"), start_workers=False)
 page = app.test_client().get("/login")
 assert page.status_code == 200 and "Se connecter" in page.get_data(as_text=True)
+english = app.test_client().get("/login", headers={"Accept-Language": "en"}).get_data(as_text=True)
+assert "Sign in to the ENT" in english, english[:500]
+from sso.demo_portal import create_app as create_portal
+portal = create_portal(str(config_dir() / "demo.yaml")).test_client().get("/?lang=en").get_data(as_text=True)
+assert "Welcome to the demonstration portal" in portal, portal[:500]
+import cas  # python-cas: the portal's CAS client is a run-time dependency
 print("installed OK")
 """
 
@@ -45,3 +55,6 @@ def test_wheel_install_ships_everything(tmp_path):
     cli = subprocess.run([sys.executable, "-c", "from sso.cli import main; main()", "check-config"],
                          env=env, cwd=tmp_path, capture_output=True, text=True)
     assert cli.returncode == 0 and "OK" in cli.stdout, cli.stderr[-2000:]
+    demo = subprocess.run([sys.executable, "-c", "from sso.cli import main; main()", "demo", "--help"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert demo.returncode == 0 and "demo ENT portal" in demo.stdout, demo.stderr[-2000:]

@@ -68,15 +68,27 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(file, [Problem("(file)", f"cannot read: {exc.strerror}", "check the path given")]) from None
+        raise ConfigError(
+            file, [Problem("(file)", f"cannot read: {exc.strerror}", "check the path given")]
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise ConfigError(file, [Problem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}", "fix the syntax")])
+        problem = Problem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}", "fix the syntax")
+        raise ConfigError(file, [problem]) from None
     if not isinstance(data, dict):
-        raise ConfigError(file, [Problem("(file)", "the top level must be a mapping of sections", "see config/production.example.yaml")])
+        raise ConfigError(
+            file,
+            [
+                Problem(
+                    "(file)",
+                    "the top level must be a mapping of sections",
+                    "see config/production.example.yaml",
+                )
+            ],
+        )
     base = file.resolve().parent
     try:
         data = resolve(data, base, environ)
@@ -94,7 +106,9 @@ def _problem(error: Any) -> Problem:
     kind = error["type"]
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
-        return Problem(key, "unknown key", "remove it or correct its spelling (see config/production.example.yaml)")
+        return Problem(
+            key, "unknown key", "remove it or correct its spelling (see config/production.example.yaml)"
+        )
     if kind in ("missing", "missing_argument"):
         return Problem(key, "required key is missing", "add it")
     return Problem(key, f"{message} (got {error.get('input')!r:.60})", "")
@@ -108,12 +122,16 @@ def _anchor(settings: Settings, base: Path) -> Settings:
         updates["site"] = settings.site.model_copy(update={"theme_folder": base / settings.site.theme_folder})
     if settings.embedded_directory is not None:
         emb = settings.embedded_directory
-        updates["embedded_directory"] = emb.model_copy(update={"data": base / emb.data, "state": var / emb.state})
+        updates["embedded_directory"] = emb.model_copy(
+            update={"data": base / emb.data, "state": var / emb.state}
+        )
     mail = settings.mail
     updates["mail"] = mail.model_copy(
         update={"queue": var / mail.queue, "outbox": var / mail.outbox if mail.outbox is not None else None}
     )
     url = settings.tickets.url
     if url.startswith("sqlite:") and not url.startswith("sqlite:///"):
-        updates["tickets"] = settings.tickets.model_copy(update={"url": f"sqlite://{var / url[len('sqlite:'):]}"})
+        updates["tickets"] = settings.tickets.model_copy(
+            update={"url": f"sqlite://{var / url[len('sqlite:') :]}"}
+        )
     return settings.model_copy(update=updates)

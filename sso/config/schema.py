@@ -53,13 +53,17 @@ class SiteSettings(Section):
     #: Example staff identifier shown in help texts.
     staff_identifier: str = "prenom.nom@univ.fr"
     #: Where students find their identifier.
-    identifier_hint: str = "Il est indiqué dans l'application récapitulatif de votre inscription administrative (IA)."
+    identifier_hint: str = (
+        "Il est indiqué dans l'application récapitulatif de votre inscription administrative (IA)."
+    )
 
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
         if not re.match(r"https?://[^/?#\s]+(/[^?#\s]*)?\Z", value):
-            raise ValueError("must be an absolute http(s) URL without query or fragment, e.g. https://sso.univ.fr/cas")
+            raise ValueError(
+                "must be an absolute http(s) URL without query or fragment, e.g. https://sso.univ.fr/cas"
+            )
         return value.rstrip("/")
 
     @field_validator("primary_color")
@@ -190,9 +194,13 @@ class Settings(Section):
     @classmethod
     def _keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
-            raise ValueError("give at least one key (e.g. secret_keys_file or a generated 64-character value)")
+            raise ValueError(
+                "give at least one key (e.g. secret_keys_file or a generated 64-character value)"
+            )
         if any(len(key) < 32 for key in value):
-            raise ValueError("every key needs at least 32 characters: python -c 'import secrets; print(secrets.token_hex(32))'")
+            raise ValueError(
+                "every key needs at least 32 characters: python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
         return value
 
     @model_validator(mode="after")

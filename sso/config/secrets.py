@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+#: Settings whose own name ends in ``_file``/``_env``: plain values, never secret references.
+LITERAL_KEYS = frozenset({"tls_ca_file"})
+
 
 class SecretError(Exception):
     """A secret reference cannot be resolved."""
@@ -35,10 +38,11 @@ def resolve(data: Any, base: Path, environ: Mapping[str, str] | None = None, pat
     out: dict[Any, Any] = {}
     for key, value in data.items():
         where = f"{path}.{key}" if path else str(key)
-        if isinstance(key, str) and key.endswith(("_file", "_env")) and isinstance(value, str):
+        reference = isinstance(key, str) and key.endswith(("_file", "_env")) and key not in LITERAL_KEYS
+        if reference and isinstance(value, str):
             target = key.rsplit("_", 1)[0]
             if target in data:
-                raise SecretError(where, f"both '{target}' and '{key}' are set", f"keep only one of them")
+                raise SecretError(where, f"both '{target}' and '{key}' are set", "keep only one of them")
             out[target] = _read(where, key.endswith("_file"), value, base, environ)
         else:
             out[key] = resolve(value, base, environ, where)
@@ -51,7 +55,9 @@ def _read(where: str, is_file: bool, ref: str, base: Path, environ: Mapping[str,
         try:
             return file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
-            raise SecretError(where, f"cannot read {file}: {exc.strerror}", "check the path and its permissions") from None
+            raise SecretError(
+                where, f"cannot read {file}: {exc.strerror}", "check the path and its permissions"
+            ) from None
     if ref not in environ:
         raise SecretError(where, f"environment variable {ref} is not set", f"export {ref}=… before starting")
     return environ[ref]

@@ -7,12 +7,11 @@ from datetime import datetime
 
 from flask import Blueprint, Response, abort, jsonify, make_response, render_template, request, url_for
 from flask_babel import get_locale
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ldapdir.query import normalise_identifier
 from sso.activation import policy
-from sso.activation.flow import LinkView, StepError, Step
+from sso.activation.flow import LinkView, Step, StepError
 from sso.activation.tokens import Purpose, TokenError, TokenProblem
 from sso.web.forms import IdentifierForm, PasswordForm
 from sso.web.runtime import runtime
@@ -41,19 +40,46 @@ PROBLEMS = {
     "charter_required": _l("Vous devez accepter la charte informatique pour activer votre compte."),
     "mismatch": _l("Les deux mots de passe saisis ne sont pas identiques."),
     "directory_refused:too_short": _l("L'annuaire a refusé ce mot de passe : il est trop court."),
-    "directory_refused:in_history": _l("L'annuaire a refusé ce mot de passe : vous l'avez déjà utilisé récemment."),
-    "directory_refused:too_young": _l("L'annuaire a refusé le changement : votre mot de passe a été changé il y a trop peu de temps."),
+    "directory_refused:in_history": _l(
+        "L'annuaire a refusé ce mot de passe : vous l'avez déjà utilisé récemment."
+    ),
+    "directory_refused:too_young": _l(
+        "L'annuaire a refusé le changement : votre mot de passe a été changé il y a trop peu de temps."
+    ),
     "directory_refused:quality": _l("L'annuaire a refusé ce mot de passe : il n'est pas assez robuste."),
-    "directory_refused:insufficient_access": _l("L'annuaire a refusé le changement. Contactez l'assistance informatique."),
+    "directory_refused:insufficient_access": _l(
+        "L'annuaire a refusé le changement. Contactez l'assistance informatique."
+    ),
     "directory_refused:other": _l("L'annuaire a refusé ce mot de passe. Essayez-en un autre."),
 }
 
 LINK_PROBLEMS = {
-    TokenProblem.EXPIRED: (_l("Ce lien a expiré"), _l("Les liens ne sont valables que jusqu'à l'heure indiquée dans le message. Demandez un nouveau lien.")),
-    TokenProblem.USED: (_l("Ce lien a déjà été utilisé"), _l("Un mot de passe a déjà été choisi avec ce lien. Connectez-vous avec ce mot de passe, ou demandez un nouveau lien si vous l'avez oublié.")),
-    TokenProblem.INVALID: (_l("Ce lien n'est pas valide"), _l("Le lien est incomplet ou a été modifié. Copiez-le en entier depuis le message, ou demandez un nouveau lien.")),
-    TokenProblem.WRONG_PURPOSE: (_l("Ce lien n'est pas valide"), _l("Ce lien ne correspond pas à cette page. Demandez un nouveau lien.")),
-    TokenProblem.ACCOUNT_CLOSED: (_l("Ce compte ne peut plus être activé"), _l("Ce compte a expiré ou est verrouillé. Contactez l'assistance informatique.")),
+    TokenProblem.EXPIRED: (
+        _l("Ce lien a expiré"),
+        _l(
+            "Les liens ne sont valables que jusqu'à l'heure indiquée dans le message. Demandez un nouveau lien."
+        ),
+    ),
+    TokenProblem.USED: (
+        _l("Ce lien a déjà été utilisé"),
+        _l(
+            "Un mot de passe a déjà été choisi avec ce lien. Connectez-vous avec ce mot de passe, ou demandez un nouveau lien si vous l'avez oublié."
+        ),
+    ),
+    TokenProblem.INVALID: (
+        _l("Ce lien n'est pas valide"),
+        _l(
+            "Le lien est incomplet ou a été modifié. Copiez-le en entier depuis le message, ou demandez un nouveau lien."
+        ),
+    ),
+    TokenProblem.WRONG_PURPOSE: (
+        _l("Ce lien n'est pas valide"),
+        _l("Ce lien ne correspond pas à cette page. Demandez un nouveau lien."),
+    ),
+    TokenProblem.ACCOUNT_CLOSED: (
+        _l("Ce compte ne peut plus être activé"),
+        _l("Ce compte a expiré ou est verrouillé. Contactez l'assistance informatique."),
+    ),
 }
 
 
@@ -77,12 +103,18 @@ def _identifier_key() -> str:
 def start(purpose: str) -> Response:
     """The identifier page, in the wording of the door used."""
     wording = _purpose_or_404(purpose)
-    return make_response(render_template("account/identifier.html", form=IdentifierForm(), purpose=wording.value))
+    return make_response(
+        render_template("account/identifier.html", form=IdentifierForm(), purpose=wording.value)
+    )
 
 
 @bp.post("/<purpose>")
-@limiter.limit(lambda: runtime().settings.security.link_per_address, scope="link-address", exempt_when=exempt_address)
-@limiter.limit(lambda: runtime().settings.security.link_per_identifier, key_func=_identifier_key, scope="link-id")
+@limiter.limit(
+    lambda: runtime().settings.security.link_per_address, scope="link-address", exempt_when=exempt_address
+)
+@limiter.limit(
+    lambda: runtime().settings.security.link_per_identifier, key_func=_identifier_key, scope="link-id"
+)
 def request_link(purpose: str) -> Response:
     """« Suivant »: the same answer whatever the identifier (the work happens in the background)."""
     wording = _purpose_or_404(purpose)
@@ -112,12 +144,19 @@ def _invalid_link(error: TokenError) -> Response:
     title, text = LINK_PROBLEMS[error.reason]
     purpose = "activation" if error.purpose in (Purpose.ACTIVATION, Purpose.INVITATION) else "reset"
     status = 410 if error.reason in (TokenProblem.EXPIRED, TokenProblem.USED) else 400
-    page = render_template("account/invalid_link.html", title=title, text=text, purpose=purpose,
-                           can_retry=error.reason is not TokenProblem.ACCOUNT_CLOSED)
+    page = render_template(
+        "account/invalid_link.html",
+        title=title,
+        text=text,
+        purpose=purpose,
+        can_retry=error.reason is not TokenProblem.ACCOUNT_CLOSED,
+    )
     return make_response(page, status)
 
 
-def _password_page(view: LinkView, form: PasswordForm, problems: tuple[str, ...] = (), status: int = 200) -> Response:
+def _password_page(
+    view: LinkView, form: PasswordForm, problems: tuple[str, ...] = (), status: int = 200
+) -> Response:
     messages = [str(PROBLEMS.get(code, RULES.get(code, code))) for code in problems if code not in RULES]
     failed_rules = [code for code in problems if code in RULES]
     page = render_template(
@@ -166,8 +205,12 @@ def link_submit() -> Response:
     except TokenError as error:
         return _invalid_link(error)
     except StepError as error:
-        return _password_page(view, PasswordForm(charter=form.charter.data, consent=form.consent.data),
-                              error.problems, status=400)
+        return _password_page(
+            view,
+            PasswordForm(charter=form.charter.data, consent=form.consent.data),
+            error.problems,
+            status=400,
+        )
     return make_response(render_template("account/done.html", done=done, login_url=url_for("cas.login")))
 
 
@@ -187,5 +230,10 @@ def check_password() -> Response:
     password = (form.password.data or "")[:4096]
     results = policy.evaluate(password, rt.settings.activation.policy, view.personal)
     same = bool(password) and password == (form.confirm.data or "")
-    return jsonify({"rules": {result.rule: result.met for result in results}, "confirm": same,
-                    "ok": policy.acceptable(results) and same})
+    return jsonify(
+        {
+            "rules": {result.rule: result.met for result in results},
+            "confirm": same,
+            "ok": policy.acceptable(results) and same,
+        }
+    )

@@ -8,8 +8,8 @@ import time
 from datetime import UTC, date, datetime
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 from flask_babel import format_date, ngettext
+from flask_babel import gettext as _
 
 from ldapdir import Account, AccountState, Authentication, DirectoryUnavailable, PasswordCheck
 from sso.activation.tokens import Purpose
@@ -39,7 +39,9 @@ def _args() -> dict[str, list[str]]:
 
 
 def _bad_request() -> Response:
-    return message_page(_("Requête invalide"), _("Le lien que vous avez suivi est incomplet ou mal formé."), 400)
+    return message_page(
+        _("Requête invalide"), _("Le lien que vous avez suivi est incomplet ou mal formé."), 400
+    )
 
 
 @bp.get("/login")
@@ -131,7 +133,9 @@ def _must_change(attempt: Attempt) -> Response:
             attempt.grace_remaining,
         )
     else:
-        text = _("Votre mot de passe a expiré ou a été réinitialisé : choisissez-en un nouveau pour continuer.")
+        text = _(
+            "Votre mot de passe a expiré ou a été réinitialisé : choisissez-en un nouveau pour continuer."
+        )
     link = (_change_link(attempt.account), _("Choisir un nouveau mot de passe"))
     return message_page(_("Changement de mot de passe obligatoire"), text, 200, link=link)
 
@@ -147,7 +151,9 @@ def _open_session(attempt: Attempt, req: params.LoginRequest) -> Response:
         _end_session(previous.id)
     tgt = cas_login.new_session(account.user, account.attributes, rt.settings.tickets.lifetimes, now)
     rt.tickets.add(tgt)
-    decision = cas_login.after_authentication(req, tgt, rt.services, rt.tickets, rt.settings.tickets.lifetimes, now)
+    decision = cas_login.after_authentication(
+        req, tgt, rt.services, rt.tickets, rt.settings.tickets.lifetimes, now
+    )
     if attempt.expires_in is not None:
         response = _expiry_warning(attempt, req)
     elif isinstance(decision, cas_login.ShowSignedIn):
@@ -180,7 +186,9 @@ def _render_decision(decision: object, form: LoginForm) -> Response:
         case cas_login.IssueTicket(ticket=ticket, url=url, method=method):
             rt.audit("ticket.issued", user=ticket.user, service=ticket.service_id, ticket=redact(ticket.id))
             if method == "POST":
-                return make_response(render_template("post_redirect.html", action=ticket.service, ticket=ticket.id))
+                return make_response(
+                    render_template("post_redirect.html", action=ticket.service, ticket=ticket.id)
+                )
             return redirect(url, 302)
         case cas_login.ConfirmWarn(service=service, service_url=service_url, continue_request=again):
             extra = {"method": "POST"} if again.method == "POST" else {}
@@ -242,7 +250,12 @@ def logout() -> Response:
     if target and rt.services.match(target) is not None and len(request.args.getlist("service")) <= 1:
         response = redirect(target, 302)
     else:
-        response = message_page(_("Déconnexion réussie"), _("Vous êtes déconnecté de l'ENT. Pour plus de sécurité, fermez votre navigateur."), 200, link=(url_for("cas.login"), _("Se reconnecter")))
+        response = message_page(
+            _("Déconnexion réussie"),
+            _("Vous êtes déconnecté de l'ENT. Pour plus de sécurité, fermez votre navigateur."),
+            200,
+            link=(url_for("cas.login"), _("Se reconnecter")),
+        )
     clear_tgc(response)
     return response
 
@@ -283,7 +296,9 @@ def _validate(kind: str, version: int, allow_proxy: bool) -> Response:
         success = _check_ticket(req, allow_proxy)
     except CasError as error:
         return _validation_failure(error, kind, fmt, version)
-    rt.audit("validate.success", endpoint=kind, user=success.user, service=success.service.id, ip=client_address())
+    rt.audit(
+        "validate.success", endpoint=kind, user=success.user, service=success.service.id, ip=client_address()
+    )
     if version == 2 and rt.settings.cas.cas2_attributes:
         version = 3  # many CAS 2 clients (phpCAS, mod_auth_cas) read the CAS 3 attributes block
     if version == 1:
@@ -331,7 +346,11 @@ def proxy_ticket() -> Response:
     try:
         req = params.parse_proxy(_args())
         pt = proxy.grant_proxy_ticket(
-            req, tickets=rt.tickets, services=rt.services, lifetimes=rt.settings.tickets.lifetimes, now=rt.clock()
+            req,
+            tickets=rt.tickets,
+            services=rt.services,
+            lifetimes=rt.settings.tickets.lifetimes,
+            now=rt.clock(),
         )
     except CasError as error:
         rt.audit("proxy.failure", code=error.code.value, ip=client_address())

@@ -20,7 +20,9 @@ def _unavailable(error: Exception) -> Response:
     log.error("dependency unavailable on %s: %s", request.endpoint, type(error).__name__)
     response = message_page(
         _("Service momentanément indisponible"),
-        _("Le service d'authentification ne peut pas répondre pour le moment. Réessayez dans quelques minutes."),
+        _(
+            "Le service d'authentification ne peut pas répondre pour le moment. Réessayez dans quelques minutes."
+        ),
         503,
     )
     response.headers["Retry-After"] = "30"
@@ -30,7 +32,9 @@ def _unavailable(error: Exception) -> Response:
 def _csrf(error: CSRFError) -> Response:
     return message_page(
         _("Page expirée"),
-        _("Cette page a expiré ou a été ouverte dans un autre onglet. Revenez en arrière, rechargez la page et réessayez."),
+        _(
+            "Cette page a expiré ou a été ouverte dans un autre onglet. Revenez en arrière, rechargez la page et réessayez."
+        ),
         400,
     )
 
@@ -54,7 +58,9 @@ def _http(error: HTTPException) -> Response:
 
 def _internal(error: Exception) -> Response:
     log.exception("unexpected error on %s", request.endpoint, exc_info=error)
-    return message_page(_("Erreur interne"), _("Une erreur inattendue s'est produite. Réessayez plus tard."), 500)
+    return message_page(
+        _("Erreur interne"), _("Une erreur inattendue s'est produite. Réessayez plus tard."), 500
+    )
 
 
 def init_app(app: Flask) -> None:

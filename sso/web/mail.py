@@ -12,10 +12,10 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
+import flask_mail
 from flask import Flask, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
-import flask_mail
 from flask_mail import Mail
 from flask_mail import Message as FlaskMessage
 

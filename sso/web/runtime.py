@@ -12,8 +12,8 @@ from functools import cached_property
 from flask import Flask, current_app
 
 from ldapdir import DN, Account, AccountState, Directory
-from sso.activation.tokens import LinkSigner
 from sso.activation.flow import ActivationFlow
+from sso.activation.tokens import LinkSigner
 from sso.audit import Audit
 from sso.cas.logout import LogoutDispatcher
 from sso.config import Settings
@@ -44,7 +44,9 @@ class Runtime:
     @cached_property
     def exempt_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """``security.exempt_networks``, parsed once."""
-        return tuple(ipaddress.ip_network(net, strict=False) for net in self.settings.security.exempt_networks)
+        return tuple(
+            ipaddress.ip_network(net, strict=False) for net in self.settings.security.exempt_networks
+        )
 
     @cached_property
     def decoy(self) -> Account:

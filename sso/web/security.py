@@ -8,8 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
-from flask_limiter import Limiter
-from flask_limiter import RequestLimit
+from flask_limiter import Limiter, RequestLimit
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ldapdir.query import normalise_identifier

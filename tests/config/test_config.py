@@ -48,7 +48,11 @@ def test_the_bundled_demo_loads(tmp_path):
 def test_errors_name_the_key_and_the_problem(tmp_path, change, key, words):
     data = demo_data()
     for section, value in change.items():
-        data[section] = {**data[section], **value} if isinstance(value, dict) and isinstance(data.get(section), dict) else value
+        data[section] = (
+            {**data[section], **value}
+            if isinstance(value, dict) and isinstance(data.get(section), dict)
+            else value
+        )
     found = problems(write(tmp_path, data))
     matching = [text for name, text in found.items() if name.startswith(key)]
     assert matching and any(words in text for text in matching), found

@@ -46,7 +46,11 @@ def test_each_protocol_version_validates_a_ticket(sso, browser, recorder, client
 def test_json_format(sso, browser, recorder):
     service = service_url(recorder)
     ticket = ticket_for(browser, service, *STUDENT)
-    body = requests.get(f"{sso.url}/p3/serviceValidate", params={"ticket": ticket, "service": service, "format": "JSON"}, timeout=10).json()
+    body = requests.get(
+        f"{sso.url}/p3/serviceValidate",
+        params={"ticket": ticket, "service": service, "format": "JSON"},
+        timeout=10,
+    ).json()
     success = body["serviceResponse"]["authenticationSuccess"]
     assert success["user"] == "cdurand"
     assert "camille.durand@etu.univ-demo.fr" in str(success["attributes"]["mail"])
@@ -54,7 +58,11 @@ def test_json_format(sso, browser, recorder):
 
 def test_ticket_for_another_service_is_refused(sso, browser, recorder):
     ticket = ticket_for(browser, service_url(recorder), *STUDENT)
-    response = requests.get(f"{sso.url}/p3/serviceValidate", params={"ticket": ticket, "service": "https://other.univ-demo.fr/"}, timeout=10)
+    response = requests.get(
+        f"{sso.url}/p3/serviceValidate",
+        params={"ticket": ticket, "service": "https://other.univ-demo.fr/"},
+        timeout=10,
+    )
     assert "INVALID_SERVICE" in response.text
 
 
@@ -68,14 +76,24 @@ def test_sso_on_a_second_service_without_password(sso, browser, recorder):
 def test_renew_refuses_a_ticket_from_the_session(sso, browser, recorder):
     ticket_for(browser, service_url(recorder, "/one"), *STUDENT)
     sso_ticket = ticket_for(browser, service_url(recorder, "/two"))
-    response = requests.get(f"{sso.url}/p3/serviceValidate", params={"ticket": sso_ticket, "service": service_url(recorder, "/two"), "renew": "true"}, timeout=10)
+    response = requests.get(
+        f"{sso.url}/p3/serviceValidate",
+        params={"ticket": sso_ticket, "service": service_url(recorder, "/two"), "renew": "true"},
+        timeout=10,
+    )
     assert "INVALID_TICKET" in response.text
     # with renew, the login page asks for the password again and the new ticket passes renew
     page = browser.login_form(f"?service={quote(service_url(recorder, '/two'), safe='')}&renew=true")
     assert page.status_code == 200 and 'name="password"' in page.text
-    response = browser.sign_in(*STUDENT, query=f"?service={quote(service_url(recorder, '/two'), safe='')}&renew=true")
+    response = browser.sign_in(
+        *STUDENT, query=f"?service={quote(service_url(recorder, '/two'), safe='')}&renew=true"
+    )
     fresh = parse_qs(urlsplit(response.headers["Location"]).query)["ticket"][0]
-    ok = requests.get(f"{sso.url}/p3/serviceValidate", params={"ticket": fresh, "service": service_url(recorder, "/two"), "renew": "true"}, timeout=10)
+    ok = requests.get(
+        f"{sso.url}/p3/serviceValidate",
+        params={"ticket": fresh, "service": service_url(recorder, "/two"), "renew": "true"},
+        timeout=10,
+    )
     assert "authenticationSuccess" in ok.text
 
 
@@ -102,9 +120,13 @@ def test_proxy_granting_and_proxy_tickets(sso, browser, recorder):
     proxy = CASClientV3(service_url=target, server_url=sso.url + "/")
     pt = proxy.get_proxy_ticket(pgt)
     assert pt.startswith("PT-")
-    response = requests.get(f"{sso.url}/p3/proxyValidate", params={"ticket": pt, "service": target}, timeout=10)
+    response = requests.get(
+        f"{sso.url}/p3/proxyValidate", params={"ticket": pt, "service": target}, timeout=10
+    )
     assert "<cas:user>cdurand</cas:user>" in response.text and "<cas:proxy>" in response.text
-    refused = requests.get(f"{sso.url}/p3/serviceValidate", params={"ticket": pt, "service": target}, timeout=10)
+    refused = requests.get(
+        f"{sso.url}/p3/serviceValidate", params={"ticket": pt, "service": target}, timeout=10
+    )
     assert "authenticationFailure" in refused.text
 
 

@@ -90,54 +90,95 @@ def test_ticket_replay_and_cross_service(sso, browser, secrets):
     secrets.add(STAFF[1])
     ticket = ticket_for(browser, "https://other.univ-demo.fr/a")
     secrets.add(ticket)
-    crossed = requests.get(f"{sso.url}/serviceValidate", params={"ticket": ticket, "service": "https://evil.example/"}, timeout=10)
+    crossed = requests.get(
+        f"{sso.url}/serviceValidate",
+        params={"ticket": ticket, "service": "https://evil.example/"},
+        timeout=10,
+    )
     assert "INVALID_SERVICE" in crossed.text
-    replay = requests.get(f"{sso.url}/serviceValidate", params={"ticket": ticket, "service": "https://other.univ-demo.fr/a"}, timeout=10)
+    replay = requests.get(
+        f"{sso.url}/serviceValidate",
+        params={"ticket": ticket, "service": "https://other.univ-demo.fr/a"},
+        timeout=10,
+    )
     assert "INVALID_TICKET" in replay.text
     assert ticket not in replay.text and ticket not in crossed.text  # never echoed in full
 
 
 def test_guessed_tickets_fail(sso):
     for guess in ("ST-1", "ST-" + "0" * 40, "ST-" + "f" * 40, "TGT-" + "a" * 40, "PGT-" + "1" * 40):
-        body = requests.get(f"{sso.url}/p3/serviceValidate", params={"ticket": guess, "service": "https://other.univ-demo.fr/"}, timeout=10).text
+        body = requests.get(
+            f"{sso.url}/p3/serviceValidate",
+            params={"ticket": guess, "service": "https://other.univ-demo.fr/"},
+            timeout=10,
+        ).text
         assert "authenticationFailure" in body
 
 
 def test_proxy_callbacks_are_refused_unless_public_https(sso, browser):
     # the service may proxy, but production defaults refuse http and loopback callbacks
     ticket = ticket_for(browser, "https://other.univ-demo.fr/")
-    body = requests.get(f"{sso.url}/p3/serviceValidate", params={"ticket": ticket, "service": "https://other.univ-demo.fr/", "pgtUrl": "http://127.0.0.1:1/pgt"}, timeout=10).text
+    body = requests.get(
+        f"{sso.url}/p3/serviceValidate",
+        params={
+            "ticket": ticket,
+            "service": "https://other.univ-demo.fr/",
+            "pgtUrl": "http://127.0.0.1:1/pgt",
+        },
+        timeout=10,
+    ).text
     assert "authenticationFailure" in body or "proxyGrantingTicket" not in body
 
 
 def test_csrf_without_token_is_refused(sso, browser):
     browser.login_form()
-    response = browser.http.post(f"{sso.url}/login", data={"username": STUDENT[0], "password": STUDENT[1]}, allow_redirects=False, timeout=10)
+    response = browser.http.post(
+        f"{sso.url}/login",
+        data={"username": STUDENT[0], "password": STUDENT[1]},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert response.status_code == 400 and "TGC" not in response.cookies
-    forged = browser.http.post(f"{sso.url}/login", data={"username": STUDENT[0], "password": STUDENT[1], "csrf_token": "forged"}, allow_redirects=False, timeout=10)
+    forged = browser.http.post(
+        f"{sso.url}/login",
+        data={"username": STUDENT[0], "password": STUDENT[1], "csrf_token": "forged"},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert forged.status_code == 400
     account = browser.http.post(f"{sso.url}/compte/reset", data={"username": STUDENT[0]}, timeout=10)
     assert account.status_code == 400
 
 
-@pytest.mark.parametrize("value", ["*", "*)(uid=*", "cdurand)(|(uid=*", "\\2a", "x\x00", "(objectClass=*)", "*)(userPassword=*"])
+@pytest.mark.parametrize(
+    "value", ["*", "*)(uid=*", "cdurand)(|(uid=*", "\\2a", "x\x00", "(objectClass=*)", "*)(userPassword=*"]
+)
 def test_ldap_injection_in_every_field(sso, browser, value):
     assert browser.sign_in(value, "anything").status_code in (400, 401)
     assert browser.sign_in(TARGET, value).status_code in (400, 401, 429)
     page = browser.http.get(f"{sso.url}/compte/reset", timeout=10)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
-    response = browser.http.post(f"{sso.url}/compte/reset", data={"username": value, "csrf_token": token}, timeout=10)
+    response = browser.http.post(
+        f"{sso.url}/compte/reset", data={"username": value, "csrf_token": token}, timeout=10
+    )
     assert response.status_code in (200, 400, 429)
 
 
 def test_oversized_bodies_and_headers(sso):
     big = requests.post(f"{sso.url}/login", data={"username": "x" * 300_000, "password": "y"}, timeout=10)
     assert big.status_code == 413
-    saml = requests.post(f"{sso.url}/samlValidate", params={"TARGET": "https://other.univ-demo.fr/"}, data=b"<a>" * 100_000, timeout=10)
+    saml = requests.post(
+        f"{sso.url}/samlValidate",
+        params={"TARGET": "https://other.univ-demo.fr/"},
+        data=b"<a>" * 100_000,
+        timeout=10,
+    )
     assert saml.status_code in (200, 413) and "Success" not in saml.text
     huge_header = requests.get(f"{sso.url}/login", headers={"X-Big": "a" * 20_000}, timeout=10)
     assert huge_header.status_code in (200, 400, 431)
-    long_url = requests.get(f"{sso.url}/login", params={"service": "https://other.univ-demo.fr/" + "a" * 6000}, timeout=10)
+    long_url = requests.get(
+        f"{sso.url}/login", params={"service": "https://other.univ-demo.fr/" + "a" * 6000}, timeout=10
+    )
     assert long_url.status_code < 500
 
 
@@ -155,8 +196,14 @@ def test_xxe_and_billion_laughs_in_saml(sso):
         b"<!ENTITY c '&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;'><!ENTITY d '&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;'>]><l>&d;</l>",
     ]
     for body in payloads:
-        response = requests.post(f"{sso.url}/samlValidate", params={"TARGET": "https://other.univ-demo.fr/"}, data=body, timeout=10)
-        assert response.status_code < 500 and "root:" not in response.text and "aaaaaaaaaaaaaaaaaaaa" not in response.text
+        response = requests.post(
+            f"{sso.url}/samlValidate", params={"TARGET": "https://other.univ-demo.fr/"}, data=body, timeout=10
+        )
+        assert (
+            response.status_code < 500
+            and "root:" not in response.text
+            and "aaaaaaaaaaaaaaaaaaaa" not in response.text
+        )
 
 
 def test_headers_and_cookies_on_the_wire(sso, browser):
@@ -178,15 +225,47 @@ def test_fresh_session_each_sign_in(sso, browser):
     second = browser.http.cookies.get("TGC")
     assert first and second and first != second
     # the old session is dead: its cookie does not sign anybody in any more
-    stale = requests.get(f"{sso.url}/login", params={"service": "https://other.univ-demo.fr/"}, cookies={"TGC": first}, allow_redirects=False, timeout=10)
+    stale = requests.get(
+        f"{sso.url}/login",
+        params={"service": "https://other.univ-demo.fr/"},
+        cookies={"TGC": first},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert stale.status_code == 200 and "ticket=" not in location(stale)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    path=st.sampled_from(["/login", "/logout", "/validate", "/serviceValidate", "/proxyValidate", "/p3/serviceValidate",
-                          "/p3/proxyValidate", "/proxy", "/compte/activation", "/compte/lien"]),
-    name=st.sampled_from(["service", "ticket", "renew", "gateway", "method", "pgtUrl", "format", "pgt", "targetService", "t", "lang"]),
+    path=st.sampled_from(
+        [
+            "/login",
+            "/logout",
+            "/validate",
+            "/serviceValidate",
+            "/proxyValidate",
+            "/p3/serviceValidate",
+            "/p3/proxyValidate",
+            "/proxy",
+            "/compte/activation",
+            "/compte/lien",
+        ]
+    ),
+    name=st.sampled_from(
+        [
+            "service",
+            "ticket",
+            "renew",
+            "gateway",
+            "method",
+            "pgtUrl",
+            "format",
+            "pgt",
+            "targetService",
+            "t",
+            "lang",
+        ]
+    ),
     value=st.binary(max_size=200),
 )
 def test_random_bytes_in_every_parameter(sso, path, name, value):

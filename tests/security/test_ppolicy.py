@@ -44,16 +44,25 @@ def policy_server(tmp_path_factory) -> Iterator[tuple[Gunicorn, Slapd]]:
     folder = tmp_path_factory.mktemp("ppolicy")
     now = datetime.now(UTC)
     extra = folder / "people.ldif"
-    extra.write_text(person("warned", now - timedelta(days=20)) + "\n" + person("graced", now - timedelta(days=40)))
-    slapd = Slapd(
-        folder / "slapd",
-        extra_ldif=[extra],
-        policy={"pwdMaxAge": str(30 * DAY), "pwdExpireWarning": str(20 * DAY), "pwdGraceAuthNLimit": "2"},
-    ).setup().start()
+    extra.write_text(
+        person("warned", now - timedelta(days=20)) + "\n" + person("graced", now - timedelta(days=40))
+    )
+    slapd = (
+        Slapd(
+            folder / "slapd",
+            extra_ldif=[extra],
+            policy={"pwdMaxAge": str(30 * DAY), "pwdExpireWarning": str(20 * DAY), "pwdGraceAuthNLimit": "2"},
+        )
+        .setup()
+        .start()
+    )
     recorder, smtp = RecordingService().start(), SmtpSink().start()
     port = free_port()
     overrides = ldap_config(slapd, recorder, smtp, port)
-    overrides["security"] = {"login_per_identifier": "1000 per minute", "login_per_address": "1000 per minute"}
+    overrides["security"] = {
+        "login_per_identifier": "1000 per minute",
+        "login_per_address": "1000 per minute",
+    }
     server = Gunicorn(write_config(folder, overrides), port).start()
     try:
         yield server, slapd
@@ -81,7 +90,9 @@ def choose(browser: Browser, link: str, password: str):
     page = browser.http.get(browser.base + link, timeout=10)
     assert page.status_code == 200, page.text[:500]
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
-    return browser.http.post(browser.base + link, data={"csrf_token": token, "password": password, "confirm": password}, timeout=10)
+    return browser.http.post(
+        browser.base + link, data={"csrf_token": token, "password": password, "confirm": password}, timeout=10
+    )
 
 
 def test_lockout_after_repeated_failures(browser):
@@ -107,7 +118,9 @@ def test_administrator_reset_forces_a_change(policy_server, browser):
 
 def test_expiry_warning_then_continue(browser):
     service = "https://other.univ-demo.fr/"
-    page = browser.sign_in("warned@etu.univ-demo.fr", OLD_PASSWORD, query=f"?service={quote(service, safe='')}")
+    page = browser.sign_in(
+        "warned@etu.univ-demo.fr", OLD_PASSWORD, query=f"?service={quote(service, safe='')}"
+    )
     assert page.status_code == 200 and "expire dans" in page.text and "jours" in page.text
     assert "TGC" in browser.http.cookies  # signed in all the same
     go_on = re.search(r'href="(/login\?service=[^"]+)"', page.text).group(1).replace("&amp;", "&")
@@ -128,8 +141,12 @@ def test_grace_sign_in_leads_to_a_change_and_refusals_keep_the_link(browser):
 def binds(slapd: Slapd) -> int:
     connection = slapd.root_connection()
     try:
-        connection.search("cn=Bind,cn=Operations,cn=Monitor", "(objectClass=*)", search_scope="BASE",
-                          attributes=["monitorOpCompleted"])
+        connection.search(
+            "cn=Bind,cn=Operations,cn=Monitor",
+            "(objectClass=*)",
+            search_scope="BASE",
+            attributes=["monitorOpCompleted"],
+        )
         return int(connection.response[0]["raw_attributes"]["monitorOpCompleted"][0])
     finally:
         connection.unbind()
@@ -145,6 +162,10 @@ def test_unknown_identifier_costs_the_same_directory_work_as_a_wrong_password(po
     end = binds(slapd)
     assert unknown.status_code == wrong.status_code == 401
     assert middle - start == end - middle >= 2  # the reader's own bind, plus one bind per attempt
-    strip = lambda html: re.sub(r'value="[^"]*"', "", html).replace("nobody.here@etu.univ-demo.fr", "X").replace("nina.lambert@etu.univ-demo.fr", "X")  # noqa: E731
+
+    def strip(html: str) -> str:
+        html = re.sub(r'value="[^"]*"', "", html)
+        return html.replace("nobody.here@etu.univ-demo.fr", "X").replace("nina.lambert@etu.univ-demo.fr", "X")
+
     assert strip(unknown.text) == strip(wrong.text)
     assert urlsplit(unknown.url).path == urlsplit(wrong.url).path

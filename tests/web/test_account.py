@@ -16,7 +16,10 @@ NEW_PASSWORD = "Tournesol-Bleu-47!"
 
 def ask_link(client, identifier: str, purpose: str = "activation"):
     page = client.get(f"/compte/{purpose}")
-    return client.post(f"/compte/{purpose}", data={"username": identifier, "csrf_token": csrf_token(page.get_data(as_text=True))})
+    return client.post(
+        f"/compte/{purpose}",
+        data={"username": identifier, "csrf_token": csrf_token(page.get_data(as_text=True))},
+    )
 
 
 def delivered(rt) -> list[email.message.EmailMessage]:
@@ -40,8 +43,12 @@ def local(url: str) -> str:
 def choose_password(client, link: str, password: str = NEW_PASSWORD, confirm: str | None = None, **extra):
     page = client.get(local(link))
     assert page.status_code == 200, page.get_data(as_text=True)[:300]
-    data = {"csrf_token": csrf_token(page.get_data(as_text=True)), "password": password,
-            "confirm": password if confirm is None else confirm, **extra}
+    data = {
+        "csrf_token": csrf_token(page.get_data(as_text=True)),
+        "password": password,
+        "confirm": password if confirm is None else confirm,
+        **extra,
+    }
     return client.post(local(link), data=data)
 
 
@@ -57,8 +64,13 @@ def test_login_page_links_lead_to_one_form_with_two_wordings(client):
 
 def test_same_answer_whether_or_not_the_account_exists(client):
     bodies = {}
-    for identifier in ("lea.petit@etu.univ-demo.fr", "nobody@etu.univ-demo.fr", "paul.bernard@etu.univ-demo.fr",
-                       "nina.lambert@etu.univ-demo.fr", "*)(uid=*"):
+    for identifier in (
+        "lea.petit@etu.univ-demo.fr",
+        "nobody@etu.univ-demo.fr",
+        "paul.bernard@etu.univ-demo.fr",
+        "nina.lambert@etu.univ-demo.fr",
+        "*)(uid=*",
+    ):
         response = ask_link(client, identifier)
         assert response.status_code == 200
         bodies[identifier] = response.get_data(as_text=True)
@@ -67,14 +79,20 @@ def test_same_answer_whether_or_not_the_account_exists(client):
 
 
 def test_only_an_existing_usable_account_with_a_personal_mail_gets_a_link(client, rt):
-    for identifier in ("nobody@etu.univ-demo.fr", "paul.bernard@etu.univ-demo.fr", "nina.lambert@etu.univ-demo.fr"):
+    for identifier in (
+        "nobody@etu.univ-demo.fr",
+        "paul.bernard@etu.univ-demo.fr",
+        "nina.lambert@etu.univ-demo.fr",
+    ):
         ask_link(client, identifier)
     assert delivered(rt) == []
     ask_link(client, "LEA.PETIT@etu.univ-demo.fr ")
     messages = delivered(rt)
     assert [message["To"] for message in messages] == ["lea.petit@perso.example"]
     assert "Activez votre compte" in messages[0]["Subject"]
-    assert link_in(messages[0]).startswith("http://127.0.0.1:8000/compte/lien?t=")  # configured base, not Host
+    assert link_in(messages[0]).startswith(
+        "http://127.0.0.1:8000/compte/lien?t="
+    )  # configured base, not Host
 
 
 def test_first_connection_from_the_mail_to_a_sign_in(client, rt):
@@ -157,7 +175,9 @@ def test_live_check_speaks_the_server_rules(client, rt):
     token = csrf_token(page)
     weak = client.post(check, data={"csrf_token": token, "password": "petit", "confirm": ""}).get_json()
     assert weak["ok"] is False and weak["rules"]["length"] is False and weak["rules"]["not_personal"] is False
-    strong = client.post(check, data={"csrf_token": token, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}).get_json()
+    strong = client.post(
+        check, data={"csrf_token": token, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    ).get_json()
     assert strong["ok"] is True
     assert client.post(check, data={"password": "x"}).status_code == 400
 

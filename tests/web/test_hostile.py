@@ -28,9 +28,29 @@ HOSTILE = [
     " ",
 ]
 
-ENDPOINTS = ["/login", "/logout", "/validate", "/serviceValidate", "/proxyValidate", "/p3/serviceValidate",
-             "/p3/proxyValidate", "/proxy"]
-PARAMS = ["service", "ticket", "renew", "gateway", "method", "pgtUrl", "format", "pgt", "targetService", "url", "TARGET"]
+ENDPOINTS = [
+    "/login",
+    "/logout",
+    "/validate",
+    "/serviceValidate",
+    "/proxyValidate",
+    "/p3/serviceValidate",
+    "/p3/proxyValidate",
+    "/proxy",
+]
+PARAMS = [
+    "service",
+    "ticket",
+    "renew",
+    "gateway",
+    "method",
+    "pgtUrl",
+    "format",
+    "pgt",
+    "targetService",
+    "url",
+    "TARGET",
+]
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -58,12 +78,23 @@ def test_hostile_parameters(client, endpoint, value):
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_repeated_parameters(client, endpoint):
-    response = client.get(endpoint + "?service=http://127.0.0.1:8001/&service=https://evil.example/&ticket=ST-1&ticket=ST-2")
+    response = client.get(
+        endpoint + "?service=http://127.0.0.1:8001/&service=https://evil.example/&ticket=ST-1&ticket=ST-2"
+    )
     assert response.status_code < 500
     assert "evil.example" not in response.headers.get("Location", "")
 
 
-@pytest.mark.parametrize("body", [b"", b"not xml", b"<a>" * 10_000, b"\xff\xfe\x00", b"<?xml version='1.0'?><!DOCTYPE a [<!ENTITY x SYSTEM 'file:///etc/passwd'>]><a>&x;</a>"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not xml",
+        b"<a>" * 10_000,
+        b"\xff\xfe\x00",
+        b"<?xml version='1.0'?><!DOCTYPE a [<!ENTITY x SYSTEM 'file:///etc/passwd'>]><a>&x;</a>",
+    ],
+)
 def test_hostile_saml_bodies(client, body):
     response = client.post("/samlValidate?TARGET=http://127.0.0.1:8001/", data=body, content_type="text/xml")
     assert response.status_code < 500

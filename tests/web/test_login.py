@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.web.conftest import csrf_token, sign_in
+from tests.web.conftest import sign_in
 
 PORTAL = "http://127.0.0.1:8001/"
 MOODLE = "https://moodle.univ-demo.fr/course/view.php?id=3"
@@ -23,8 +23,16 @@ def test_login_page_speaks_the_words_users_know(client):
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert '<html lang="fr">' in html
-    for words in ("Identifiant", "Mot de passe", "Se connecter", "1ère connexion", "Problème de connexion", "Aide",
-                  "prenom.nom@etu.univ-demo.fr", "prenom.nom@univ-demo.fr"):
+    for words in (
+        "Identifiant",
+        "Mot de passe",
+        "Se connecter",
+        "1ère connexion",
+        "Problème de connexion",
+        "Aide",
+        "prenom.nom@etu.univ-demo.fr",
+        "prenom.nom@univ-demo.fr",
+    ):
         assert words in html
     assert 'href="https://infoservices.univ-demo.fr/aide-ent"' in html
 
@@ -44,7 +52,9 @@ def test_cookie_is_httponly_scoped_and_samesite(client):
     assert "Secure" not in cookie  # the demo runs on plain http; under https it is set (test_https)
 
 
-@pytest.mark.parametrize("identifier", ["camille.durand@etu.univ-demo.fr", "  CAMILLE.Durand@ETU.univ-demo.fr ", "cdurand"])
+@pytest.mark.parametrize(
+    "identifier", ["camille.durand@etu.univ-demo.fr", "  CAMILLE.Durand@ETU.univ-demo.fr ", "cdurand"]
+)
 def test_identifier_forms(client, identifier):
     response = sign_in(client, identifier, STUDENT[1], query=f"?service={PORTAL}")
     assert ticket_of(response).startswith("ST-")
@@ -80,7 +90,9 @@ def test_refusals_have_their_own_french_message(client, identifier, password, me
 def test_wrong_credentials_do_not_say_which_part_was_wrong(client):
     unknown = sign_in(client, "nobody@etu.univ-demo.fr", "x").get_data(as_text=True)
     wrong = sign_in(client, "camille.durand@etu.univ-demo.fr", "x").get_data(as_text=True)
-    assert unknown.replace("nobody@etu.univ-demo.fr", "ID").count("incorrect") == wrong.count("incorrect") == 1
+    assert (
+        unknown.replace("nobody@etu.univ-demo.fr", "ID").count("incorrect") == wrong.count("incorrect") == 1
+    )
 
 
 def test_post_without_csrf_token_is_refused_and_keeps_the_identifier(client):
@@ -200,7 +212,8 @@ def test_password_spraying_is_slowed_per_address(client, config_overrides):
 
 
 @pytest.mark.parametrize(
-    "config_overrides", [{"security": {"login_per_address": "3 per 5 minutes", "exempt_networks": ["127.0.0.0/8"]}}]
+    "config_overrides",
+    [{"security": {"login_per_address": "3 per 5 minutes", "exempt_networks": ["127.0.0.0/8"]}}],
 )
 def test_exempt_networks_skip_the_address_limit_only(client, config_overrides):
     for name in ("a.one", "b.two", "c.three", "d.four"):

@@ -9,8 +9,8 @@ import pytest
 from cas import CASClientV1, CASClientV2, CASClientV3, CASClientWithSAMLV1
 
 from tests.support.casclient import FlaskSession
-from tests.web.test_login import PORTAL, STUDENT, ticket_of
 from tests.web.conftest import sign_in
+from tests.web.test_login import PORTAL, STUDENT, ticket_of
 
 SCOLARITE = "https://scolarite.univ-demo.fr/"
 
@@ -39,9 +39,11 @@ def test_attributes_are_released_per_service(client):
     ticket = ticket_of(sign_in(client, *STUDENT, query=f"?service={SCOLARITE}"))
     user, attributes, _ = cas_client(client, CASClientV3, service=SCOLARITE).verify_ticket(ticket)
     assert user == "cdurand"
-    assert set(attributes) - {"authenticationDate", "isFromNewLogin", "longTermAuthenticationRequestTokenUsed"} == {
-        "uid", "mail", "displayName"
-    }
+    assert set(attributes) - {
+        "authenticationDate",
+        "isFromNewLogin",
+        "longTermAuthenticationRequestTokenUsed",
+    } == {"uid", "mail", "displayName"}
 
 
 @pytest.mark.parametrize(
@@ -58,7 +60,9 @@ def test_attributes_are_released_per_service(client):
 def test_failure_codes(client, query, code):
     body = client.get("/p3/serviceValidate" + query).get_data(as_text=True)
     assert f'code="{code}"' in body
-    as_json = json.loads(client.get("/p3/serviceValidate" + query + ("&" if "?" in query else "?") + "format=JSON").get_data())
+    as_json = json.loads(
+        client.get("/p3/serviceValidate" + query + ("&" if "?" in query else "?") + "format=JSON").get_data()
+    )
     assert as_json["serviceResponse"]["authenticationFailure"]["code"] == code
 
 
@@ -99,7 +103,9 @@ def test_concurrent_validation_succeeds_once(app, ticket):
 
 
 def test_hostile_display_name_is_escaped(client):
-    ticket = ticket_of(sign_in(client, "x.ss@etu.univ-demo.fr", "Chevron-Test-2026", query=f"?service={PORTAL}"))
+    ticket = ticket_of(
+        sign_in(client, "x.ss@etu.univ-demo.fr", "Chevron-Test-2026", query=f"?service={PORTAL}")
+    )
     body = client.get(f"/p3/serviceValidate?ticket={ticket}&service={PORTAL}").get_data(as_text=True)
     assert "<b>" not in body and "&lt;b&gt;" in body
     _, attributes, _ = CASClientV3.verify_response(body.encode())
@@ -115,8 +121,15 @@ def test_proxy_ticket_refused_at_service_validate_but_not_proxy_validate(client,
     now = rt.clock()
     tgt = cas_login.new_session("cdurand", {"uid": ("cdurand",)}, rt.settings.tickets.lifetimes, now)
     rt.tickets.add(tgt)
-    pgt = ProxyGrantingTicket(new_id(Kind.PGT), "cdurand", {"uid": ("cdurand",)}, tgt.id,
-                              "http://127.0.0.1:8001/pgt", (), now + 3600)
+    pgt = ProxyGrantingTicket(
+        new_id(Kind.PGT),
+        "cdurand",
+        {"uid": ("cdurand",)},
+        tgt.id,
+        "http://127.0.0.1:8001/pgt",
+        (),
+        now + 3600,
+    )
     rt.tickets.add(pgt)
     proxy = client.get(f"/proxy?pgt={pgt.id}&targetService={PORTAL}").get_data(as_text=True)
     assert "<cas:proxyTicket>PT-" in proxy
