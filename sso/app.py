@@ -107,7 +107,12 @@ def _build_runtime(
         sender = mail.outbox_sender(Path(mail_settings.outbox), mail_settings.sender)
     else:
         sender = mail.smtp_sender(app, mail_settings)
-    queue = MailQueue(Path(mail_settings.queue), sender)
+    queue = MailQueue(
+        Path(mail_settings.queue),
+        sender,
+        retry_delays=mail_settings.retry_delays,
+        max_attempts=mail_settings.max_attempts,
+    )
     signer = LinkSigner(settings.secret_keys, settings.activation)
     flow = ActivationFlow(
         directory,

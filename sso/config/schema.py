@@ -115,6 +115,10 @@ class MailSettings(Section):
     password: str = ""
     #: Seconds before an SMTP attempt gives up.
     timeout: float = 10.0
+    #: Seconds before the 1st, 2nd… retry of a message that could not be sent (the last repeats).
+    retry_delays: tuple[float, ...] = (10, 60, 300, 900, 3600)
+    #: Attempts before a message is moved to the failed folder (``sso mail`` shows it).
+    max_attempts: int = Field(default=10, ge=1, le=100)
 
 
 class SecuritySettings(Section):

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from email import message_from_bytes
+from email import policy as email_policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -54,11 +55,11 @@ def wait_until(check: Callable[[], bool], deadline: float = 20.0, what: str = "s
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on a free port that keeps what it receives."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         from aiosmtpd.controller import Controller
 
         self.messages: list[Message] = []
-        self.port = free_port()
+        self.port = port or free_port()
         self._received = threading.Condition()
 
         sink = self
@@ -66,7 +67,7 @@ class SmtpSink:
         class Handler:
             async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
                 with sink._received:
-                    sink.messages.append(message_from_bytes(envelope.content))
+                    sink.messages.append(message_from_bytes(envelope.content, policy=email_policy.default))
                     sink._received.notify_all()
                 return "250 OK"
 
@@ -74,10 +75,13 @@ class SmtpSink:
 
     def start(self) -> SmtpSink:
         self._controller.start()
+        self._running = True
         return self
 
     def stop(self) -> None:
-        self._controller.stop()
+        if getattr(self, "_running", False):
+            self._controller.stop()
+            self._running = False
 
     def wait_for(self, count: int = 1, timeout: float = 20.0) -> list[Message]:
         """Block until ``count`` messages arrived (or fail)."""
