@@ -81,6 +81,13 @@ class SqliteStore:
     def add_st(self, st: str, service: str, user: str, attrs: str, expires: float) -> None:
         self._conn().execute("INSERT INTO st VALUES (?, ?, ?, ?, ?)", (st, service, user, attrs, expires))
 
+    def add_sts(self, rows: list[tuple[str, str, str, str, float]]) -> None:
+        """Many tickets ``(id, service, user, attrs, expires)`` in one transaction (pre-issued ones)."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO st VALUES (?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+
     def take(self, st: str) -> tuple[str, str, str, float] | None:
         rows = self._conn().execute(
             "DELETE FROM st WHERE id = ? RETURNING service, user, attrs, expires", (st,)
@@ -112,6 +119,16 @@ class RedisStore:
         self._redis.set(
             st, json.dumps([service, user, attrs, expires]), ex=max(1, int(expires - time.time()) + 1)
         )
+
+    def add_sts(self, rows: list[tuple[str, str, str, str, float]]) -> None:
+        """Many tickets ``(id, service, user, attrs, expires)`` in pipelines (pre-issued ones)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for n, (st, service, user, attrs, expires) in enumerate(rows, 1):
+            ttl = max(1, int(expires - time.time()) + 1)
+            pipe.set(st, json.dumps([service, user, attrs, expires]), ex=ttl)
+            if n % 1000 == 0:
+                pipe.execute()
+        pipe.execute()
 
     def take(self, st: str) -> tuple[str, str, str, float] | None:
         value = self._redis.getdel(st)

@@ -3,8 +3,10 @@
 - CPU: ``utime + stime`` of ``/proc/<pid>/stat`` (fields 14 and 15, in clock ticks). For a process
   group (gunicorn's master and its workers) the master's ``cutime + cstime`` is added, so a worker
   that died and was reaped during a run still counts.
-- Memory: ``VmRSS`` of ``/proc/<pid>/status``, summed over the group; :class:`RssSampler` keeps the
-  peak of samples taken every 100 ms in a background thread.
+- Memory: ``VmRSS`` of ``/proc/<pid>/status``, summed over the group (what the issue's targets are
+  stated in; pages shared by the master and its workers count once per process), and ``Pss`` of
+  ``/proc/<pid>/smaps_rollup`` (shared pages split between the processes sharing them: the group's
+  real footprint). :class:`RssSampler` keeps the peaks of samples taken every 100 ms.
 """
 
 from __future__ import annotations
@@ -101,13 +103,29 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of ``pid`` in bytes (0 if it is gone or the kernel has no smaps_rollup)."""
+    try:
+        for line in (PROC / str(pid) / "smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    return 0
+
+
 def group_rss(pids: Iterable[int]) -> int:
     """Sum of the resident sizes of ``pids``."""
     return sum(rss_bytes(pid) for pid in pids)
 
 
+def group_pss(pids: Iterable[int]) -> int:
+    """Sum of the proportional set sizes of ``pids``."""
+    return sum(pss_bytes(pid) for pid in pids)
+
+
 class RssSampler:
-    """Samples the summed RSS of a process group every ``interval`` seconds and keeps the peak.
+    """Samples the summed RSS and PSS of a process group every ``interval`` seconds and keeps the peaks.
 
     :param members: returns the pids to sum at each sample (the group may change).
     """
@@ -118,14 +136,18 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
         self._lock = threading.Lock()
-        #: Highest sum seen since the last :meth:`reset_peak`, in bytes.
+        #: Highest RSS sum seen since the last :meth:`reset_peak`, in bytes.
         self.peak = 0
+        #: Highest PSS sum seen, in bytes.
+        self.peak_pss = 0
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
-            value = group_rss(self._members())
+            members = self._members()
+            rss, pss = group_rss(members), group_pss(members)
             with self._lock:
-                self.peak = max(self.peak, value)
+                self.peak = max(self.peak, rss)
+                self.peak_pss = max(self.peak_pss, pss)
 
     def start(self) -> RssSampler:
         self._thread.start()
@@ -135,6 +157,7 @@ class RssSampler:
         """Forget the peak (e.g. once the idle size was read)."""
         with self._lock:
             self.peak = 0
+            self.peak_pss = 0
 
     def stop(self) -> int:
         """Stop sampling; return the peak in bytes."""

@@ -99,6 +99,7 @@ def finish(processes: list[subprocess.Popen[bytes]], timeout: float = 60.0) -> l
 
 
 def _component(path: str) -> str:
+    """The package a frame's file belongs to: ``flask``, ``sso.web``, ``ldapdir.ldap``, ``stdlib:logging``…"""
     if "site-packages/" in path:
         rest = path.split("site-packages/", 1)[1]
         return rest.split("/", 1)[0].removesuffix(".py")
@@ -106,13 +107,79 @@ def _component(path: str) -> str:
         if own in path:
             parts = path.split(own, 1)[1].split("/")
             package = own.strip("/")
-            return (
-                f"{package}.{parts[0].removesuffix('.py')}" if len(parts) > 1 or package != "sso" else package
-            )
+            if len(parts) == 1 and package == "sso":
+                return package
+            return f"{package}.{parts[0].removesuffix('.py')}"
+    if "/templates/" in path or path.endswith(".html"):
+        return "templates"
     if "/lib/python" in path:
-        module = path.split("/lib/python", 1)[1].split("/", 2)[-1]
+        module = path.split("/lib/python", 1)[1].split("/", 1)[-1]
         return "stdlib:" + module.split("/", 1)[0].removesuffix(".py")
     return path or "?"
+
+
+#: Where a sample's CPU goes: the first frame from the innermost outwards whose component is
+#: listed here names its layer. Components not listed (``stdlib:typing``, ``stdlib:email``…) are
+#: helpers: the sample goes to whoever called them.
+LAYERS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "ldap3",
+            "pyasn1",
+            "ldapdir.ldap",
+            "ldapdir.connections",
+            "ldapdir.entry",
+            "ldapdir.state",
+            "ldapdir.query",
+            "ldapdir.ppolicy",
+            "ldapdir.passwords",
+        ),
+        "directory (ldapdir, ldap3, pyasn1)",
+    ),
+    **dict.fromkeys(
+        (
+            "jinja2",
+            "markupsafe",
+            "flask_babel",
+            "babel",
+            "templates",
+            "sso.web.theme",
+            "sso.web.i18n",
+            "sso.web.pages",
+            "stdlib:gettext",
+        ),
+        "pages (Jinja2 templates, Babel)",
+    ),
+    **dict.fromkeys(("wtforms", "flask_wtf", "sso.web.forms"), "forms + CSRF (WTForms, Flask-WTF)"),
+    **dict.fromkeys(("itsdangerous", "stdlib:hmac", "stdlib:hashlib"), "signing (itsdangerous, hmac)"),
+    **dict.fromkeys(("sso.tickets", "stdlib:sqlite3", "redis"), "ticket store"),
+    **dict.fromkeys(("flask_limiter", "limits", "sso.web.security"), "throttling + headers (Flask-Limiter)"),
+    **dict.fromkeys(("prometheus_client", "sso.metrics", "sso.web.ops"), "metrics"),
+    **dict.fromkeys(("sso.audit", "stdlib:logging"), "audit + logging"),
+    **dict.fromkeys(("sso.cas", "stdlib:xml"), "CAS protocol + XML (sso.cas)"),
+    **dict.fromkeys(("flask", "werkzeug", "blinker"), "Flask + Werkzeug"),
+    **dict.fromkeys(
+        (
+            "gunicorn",
+            "stdlib:selectors",
+            "stdlib:concurrent",
+            "stdlib:threading",
+            "stdlib:socket",
+            "stdlib:ssl",
+            "stdlib:queue",
+        ),
+        "gunicorn (HTTP, poller, threads)",
+    ),
+}
+
+
+def _layer(components: list[str]) -> str:
+    for component in reversed(components):
+        if component in LAYERS:
+            return LAYERS[component]
+        if component.startswith(("sso", "ldapdir")):
+            return f"other project code ({component})"
+    return "other"
 
 
 def _key(frame: str) -> tuple[str, str]:
@@ -149,6 +216,7 @@ def summarize(paths: Iterable[Path], title: str, top: int = 25) -> str:
     total = sum(stacks.values())
     if not total:
         return f"== {title}: no samples\n"
+    layers: Counter[str] = Counter()
     components: Counter[str] = Counter()
     components_inclusive: Counter[str] = Counter()
     self_time: Counter[str] = Counter()
@@ -156,6 +224,7 @@ def summarize(paths: Iterable[Path], title: str, top: int = 25) -> str:
     for frames, count in stacks.items():
         keys = [_key(frame) for frame in frames]
         label, component = keys[-1]
+        layers[_layer([component for _, component in keys])] += count
         components[component] += count
         self_time[label] += count
         for name in {component for _, component in keys}:
@@ -166,7 +235,13 @@ def summarize(paths: Iterable[Path], title: str, top: int = 25) -> str:
     def pct(count: int) -> str:
         return f"{100.0 * count / total:5.1f} %"
 
-    lines = [f"== {title}: {total} samples", "", "-- components (self time)"]
+    lines = [
+        f"== {title}: {total} samples",
+        "",
+        "-- layers (each sample once, to the innermost layer it is in)",
+    ]
+    lines += [f"{pct(count)}  {name}" for name, count in layers.most_common()]
+    lines += ["", "-- components (self time)"]
     lines += [f"{pct(count)}  {name}" for name, count in components.most_common(top)]
     lines += ["", "-- components (inclusive time: the component or anything it calls)"]
     lines += [f"{pct(count)}  {name}" for name, count in components_inclusive.most_common(top)]

@@ -44,6 +44,8 @@ class Row:
     slapd_cpu_ms: float
     #: CPU of the load generator, in % of one core, during the window.
     generator_cpu_pct: float
+    #: CPU of redis-server per flow, with ``--redis``.
+    redis_cpu_ms: float | None = None
 
     @property
     def rate(self) -> float:
@@ -62,6 +64,9 @@ class Memory:
     target: str
     idle_mb: float
     peak_mb: float
+    #: The same in PSS (shared pages divided between the processes sharing them).
+    idle_pss_mb: float = 0.0
+    peak_pss_mb: float = 0.0
 
 
 @dataclass
@@ -125,6 +130,9 @@ class Report:
             "×peer",
             "gen cpu %",
         )
+        with_redis = any(row.redis_cpu_ms is not None for row in self.rows)
+        if with_redis:
+            header = (*header[:10], "redis cpu ms/flow", *header[10:])
         body = []
         ordered = sorted(
             self.rows,
@@ -135,6 +143,9 @@ class Report:
             ),
         )
         for row in ordered:
+            redis = (
+                () if not with_redis else ("-" if row.redis_cpu_ms is None else f"{row.redis_cpu_ms:.2f}",)
+            )
             body.append(
                 (
                     row.target,
@@ -147,6 +158,7 @@ class Report:
                     str(row.error_count),
                     f"{row.server_cpu_ms:.2f}",
                     f"{row.slapd_cpu_ms:.2f}",
+                    *redis,
                     *self.ratios(row),
                     f"{row.generator_cpu_pct:.0f}",
                 )
@@ -160,9 +172,10 @@ class Report:
         ]
         lines.insert(1, "-" * len(lines[0]))
         if self.memory:
-            lines += ["", "RSS of the server processes (gunicorn master + workers):"]
+            lines += ["", "Memory of the server processes (gunicorn master + workers), summed RSS (PSS):"]
             lines += [
-                f"  {m.target:<20} idle {m.idle_mb:7.1f} MB   peak under load {m.peak_mb:7.1f} MB"
+                f"  {m.target:<20} idle {m.idle_mb:6.1f} MB ({m.idle_pss_mb:5.1f})   "
+                f"peak under load {m.peak_mb:6.1f} MB ({m.peak_pss_mb:5.1f})"
                 for m in self.memory
             ]
         if self.store:

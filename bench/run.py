@@ -27,7 +27,7 @@ from bench.accounts import Picker, start_directory
 from bench.ldapfloor import command as floor_command
 from bench.loadgen import Outcome, Plan, Scenario
 from bench.report import Memory, Report, Row
-from bench.servers import WORKERS, Redis, ServerError
+from bench.servers import THREADS, WORKERS, Redis, ServerError
 from bench.targets import TICKET_MARGIN, Bare, Ceiling, PeerTarget, Sso, Target
 from tests.support.slapd import Slapd
 
@@ -51,6 +51,7 @@ class Options:
     profile: bool
     timeout: float
     validate_rate: int
+    threads: int
     results: Path
     smoke: bool
 
@@ -96,6 +97,12 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a request fails")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=THREADS,
+        help=f"gunicorn threads per worker, for every target (default {THREADS}, as in production)",
+    )
+    parser.add_argument(
         "--validate-rate",
         type=int,
         default=4000,
@@ -122,6 +129,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         profile=args.profile,
         timeout=args.timeout,
         validate_rate=args.validate_rate,
+        threads=args.threads,
         results=args.results,
         smoke=smoke,
     )
@@ -145,6 +153,9 @@ class Bench:
 
     def _slapd_cpu(self) -> float:
         return procstat.cpu_times(self.slapd_pid).own
+
+    def _redis_cpu(self) -> float:
+        return procstat.cpu_times(self.redis.pid).own if self.redis is not None else 0.0
 
     # -- the floors ---------------------------------------------------------------------------
 
@@ -201,10 +212,12 @@ class Bench:
 
         def opened() -> None:
             marks["server"], marks["slapd"] = procstat.group_cpu(leader), self._slapd_cpu()
+            marks["redis"] = self._redis_cpu()
 
         def closed() -> None:
             marks["server"] = procstat.group_cpu(leader) - marks["server"]
             marks["slapd"] = self._slapd_cpu() - marks["slapd"]
+            marks["redis"] = self._redis_cpu() - marks["redis"]
 
         plan = Plan(
             site=target.site(),
@@ -232,6 +245,7 @@ class Bench:
             marks["server"],
             marks["slapd"],
             outcome.generator_cpu,
+            marks["redis"] if self.redis is not None and target.name in ("ceiling", "sso") else None,
         )
 
     def _add_row(
@@ -243,6 +257,7 @@ class Bench:
         server_cpu: float,
         slapd_cpu: float,
         generator_cpu: float = 0.0,
+        redis_cpu: float | None = None,
     ) -> None:
         flows = len(outcome.latencies)
         per_flow = 1000.0 / flows if flows else 0.0
@@ -259,6 +274,7 @@ class Bench:
             server_cpu_ms=server_cpu * per_flow,
             slapd_cpu_ms=slapd_cpu * per_flow,
             generator_cpu_pct=100.0 * generator_cpu / outcome.window if outcome.window else 0.0,
+            redis_cpu_ms=None if redis_cpu is None else redis_cpu * per_flow,
         )
         self.report.rows.append(row)
         self._say(
@@ -271,7 +287,7 @@ class Bench:
         """Start ``target``, sample its memory, stop it; a failure to start becomes a note."""
         self._say(f"== {target.name}")
         try:
-            target.start()
+            target.start(self.options.threads)
         except (ServerError, RuntimeError) as error:
             self.report.notes.append(f"{target.name} did not start: {str(error)[-600:]}")
             self._say(f"   did not start: {str(error)[-600:]}")
@@ -280,14 +296,24 @@ class Bench:
             return
         assert target.server is not None
         server = target.server
-        idle = procstat.group_rss(server.pids())
+        members = server.pids()
+        idle, idle_pss = procstat.group_rss(members), procstat.group_pss(members)
         sampler = procstat.RssSampler(server.pids).start()
         try:
             yield sampler
         finally:
             peak = sampler.stop()
             target.stop()
-            self.report.memory.append(Memory(target.name, idle / 2**20, max(peak, idle) / 2**20))
+            mb = 2**20
+            self.report.memory.append(
+                Memory(
+                    target.name,
+                    idle / mb,
+                    max(peak, idle) / mb,
+                    idle_pss / mb,
+                    max(sampler.peak_pss, idle_pss) / mb,
+                )
+            )
 
     def run_target(self, target: Target) -> None:
         with self.running(target) as sampler:
@@ -299,7 +325,8 @@ class Bench:
                     self.measure(target, scenario, concurrency)
 
     def run_sso(self) -> None:
-        target = Sso(self.folder / "sso", self.slapd, self.redis)
+        lifetime = self.options.warmup + self.options.duration + TICKET_MARGIN
+        target = Sso(self.folder / "sso", self.slapd, self.redis, st_lifetime=lifetime)
         with self.running(target) as sampler:
             if sampler is None:
                 return

@@ -49,7 +49,9 @@ config_option = click.option(
     envvar="SSO_CONFIG",
     help="YAML configuration (default: $SSO_CONFIG, else the bundled demo).",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table (for scripts).")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON instead of a table (for scripts)."
+)
 
 
 def _settings(config: str | None) -> Settings:
@@ -147,8 +149,14 @@ def services(config: str | None, as_json: bool) -> None:
 
 def _service_dicts(settings: Settings) -> list[dict[str, object]]:
     return [
-        {"id": s.id, "name": s.name, "url_pattern": s.url_pattern, "attributes": list(s.attributes),
-         "proxy": s.proxy, "single_logout": s.single_logout}
+        {
+            "id": s.id,
+            "name": s.name,
+            "url_pattern": s.url_pattern,
+            "attributes": list(s.attributes),
+            "proxy": s.proxy,
+            "single_logout": s.single_logout,
+        }
         for s in settings.services
     ]
 
@@ -157,7 +165,9 @@ def _service_dicts(settings: Settings) -> list[dict[str, object]]:
 @config_option
 @click.option("--bind", "-b", default=None, help="Address:port to listen on (default: from site.base_url).")
 @click.option("--workers", "-w", default=2, show_default=True, help="Worker processes (one per core).")
-@click.option("--threads", default=8, show_default=True, help="Threads per worker (LDAP and SMTP waits overlap).")
+@click.option(
+    "--threads", default=8, show_default=True, help="Threads per worker (LDAP and SMTP waits overlap)."
+)
 def serve(config: str | None, bind: str | None, workers: int, threads: int) -> None:
     """Run the server under gunicorn (gthread workers)."""
     from gunicorn.app.base import BaseApplication
@@ -237,7 +247,10 @@ def demo(config: str | None) -> None:
         click.echo(f"\nDemo ENT portal:  {portal_url}\nSSO sign-in page: {settings.site.base_url}/login")
         if settings.mail.outbox is not None:
             click.echo(f"E-mails (outbox): {settings.site.base_url}/demo/outbox")
-        if settings.embedded_directory is not None and settings.embedded_directory.data.name == "demo-directory.ldif":
+        if (
+            settings.embedded_directory is not None
+            and settings.embedded_directory.data.name == "demo-directory.ldif"
+        ):
             click.echo("\nDemo accounts:")
             _table([("IDENTIFIER", "PASSWORD", "STATE"), *DEMO_ACCOUNTS])
         click.echo("\nCtrl+C stops both.")
@@ -252,8 +265,24 @@ def demo(config: str | None) -> None:
 
 def _gunicorn(bind: str, factory: str) -> list[str]:
     # One process each: the embedded directory and the portal's sessions live in memory.
-    return [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", "1", "--threads", "8",
-            "--worker-class", "gthread", "--graceful-timeout", "3", "--log-level", "warning", factory]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        bind,
+        "--workers",
+        "1",
+        "--threads",
+        "8",
+        "--worker-class",
+        "gthread",
+        "--graceful-timeout",
+        "3",
+        "--log-level",
+        "warning",
+        factory,
+    ]
 
 
 def _wait_ready(urls: list[str], processes: list[subprocess.Popen[bytes]], deadline: float = 60.0) -> None:
@@ -321,7 +350,9 @@ def user(identifier: str, config: str | None, as_json: bool) -> None:
         account = directory.find(identifier, date.today())
     if account is None:
         attributes = ", ".join(settings.directory.login_attributes)
-        _fail(f"no account matches {identifier!r} (looked up by {attributes}, case-insensitive)", EXIT_NOT_FOUND)
+        _fail(
+            f"no account matches {identifier!r} (looked up by {attributes}, case-insensitive)", EXIT_NOT_FOUND
+        )
     verdict = VERDICTS[account.state.value]
     if account.state is AccountState.EXPIRED and account.expires:
         verdict += f" on {account.expires.isoformat()}"
@@ -345,7 +376,11 @@ def user(identifier: str, config: str | None, as_json: bool) -> None:
         click.echo(json.dumps(facts, indent=2, ensure_ascii=False))
     else:
         for key, value in facts.items():
-            shown = {True: "yes", False: "no", None: "-"}.get(value, value) if not isinstance(value, str) else value
+            shown = (
+                {True: "yes", False: "no", None: "-"}.get(value, value)
+                if not isinstance(value, str)
+                else value
+            )
             click.echo(f"{key.replace('_', ' '):<14} {shown}")
     sys.exit(EXIT_OK if facts["may_sign_in"] else EXIT_CANNOT_SIGN_IN)
 
@@ -353,8 +388,12 @@ def user(identifier: str, config: str | None, as_json: bool) -> None:
 # -- tickets -----------------------------------------------------------------------------------------
 
 #: Ticket kinds in the order they are shown, with their names.
-TICKET_KINDS = (("TGT", "sessions (TGT)"), ("ST", "service tickets (ST)"), ("PT", "proxy tickets (PT)"),
-                ("PGT", "proxy-granting tickets (PGT)"))
+TICKET_KINDS = (
+    ("TGT", "sessions (TGT)"),
+    ("ST", "service tickets (ST)"),
+    ("PT", "proxy tickets (PT)"),
+    ("PGT", "proxy-granting tickets (PGT)"),
+)
 
 
 def _store_name(url: str) -> str:
@@ -377,8 +416,11 @@ def tickets(config: str | None, as_json: bool, purge: bool) -> None:
     now = time.time()
     url = settings.tickets.url
     if url.startswith("sqlite:///") and not Path(url[len("sqlite://") :]).exists():
-        _fail(f"no ticket database at {url[len('sqlite://') :]}: has the server run with this configuration "
-              "and working directory (var_folder is relative to it)?", EXIT_UNAVAILABLE)
+        _fail(
+            f"no ticket database at {url[len('sqlite://') :]}: has the server run with this configuration "
+            "and working directory (var_folder is relative to it)?",
+            EXIT_UNAVAILABLE,
+        )
     try:
         registry = open_registry(settings.tickets.url, settings.tickets.lifetimes)
     except (RegistryUnavailable, ValueError) as exc:
@@ -412,15 +454,26 @@ def accounts() -> None:
 
 
 @accounts.command("expiring")
-@click.option("--before", "before", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
-              help="Last day to look at (YYYY-MM-DD), included.")
-@click.option("--filter", "ldap_filter", default="(objectClass=*)", show_default=True,
-              help="LDAP filter to narrow the accounts (e.g. '(eduPersonAffiliation=student)').")
+@click.option(
+    "--before",
+    "before",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Last day to look at (YYYY-MM-DD), included.",
+)
+@click.option(
+    "--filter",
+    "ldap_filter",
+    default="(objectClass=*)",
+    show_default=True,
+    help="LDAP filter to narrow the accounts (e.g. '(eduPersonAffiliation=student)').",
+)
 @click.option("--include-expired", is_flag=True, help="Also list accounts that have already expired.")
 @config_option
 @json_option
-def accounts_expiring(before: datetime, ldap_filter: str, include_expired: bool, config: str | None,
-                      as_json: bool) -> None:
+def accounts_expiring(
+    before: datetime, ldap_filter: str, include_expired: bool, config: str | None, as_json: bool
+) -> None:
     """The accounts whose expiry date (directory.expiry_attribute) falls on or before --before."""
     from sso.activation.flow import mask_mail
 
@@ -432,20 +485,35 @@ def accounts_expiring(before: datetime, ldap_filter: str, include_expired: bool,
     combined = f"(&({attribute}=*){_parenthesised(ldap_filter)})"
     with _directory(settings) as directory:
         try:
-            found = [a for a in directory.search(combined, today) if a.expires is not None and a.expires <= last]
+            found = [
+                a for a in directory.search(combined, today) if a.expires is not None and a.expires <= last
+            ]
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--filter") from None
-    found = sorted((a for a in found if include_expired or a.expires >= today), key=lambda a: (a.expires, a.user))
-    rows = [{"user": a.user, "expires": a.expires.isoformat(), "state": a.state.value,
-             "personal_mail": mask_mail(a.personal_mail) if a.personal_mail else None} for a in found]
+    found = sorted(
+        (a for a in found if include_expired or a.expires >= today), key=lambda a: (a.expires, a.user)
+    )
+    rows = [
+        {
+            "user": a.user,
+            "expires": a.expires.isoformat(),
+            "state": a.state.value,
+            "personal_mail": mask_mail(a.personal_mail) if a.personal_mail else None,
+        }
+        for a in found
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     if not rows:
         click.echo(f"no account expires between {today.isoformat()} and {last.isoformat()}")
         return
-    _table([("USER", "EXPIRES", "STATE", "PERSONAL MAIL"),
-            *[(r["user"], r["expires"], r["state"], r["personal_mail"] or "-") for r in rows]])
+    _table(
+        [
+            ("USER", "EXPIRES", "STATE", "PERSONAL MAIL"),
+            *[(r["user"], r["expires"], r["state"], r["personal_mail"] or "-") for r in rows],
+        ]
+    )
     click.echo(f"{len(rows)} account(s)")
 
 
@@ -536,15 +604,37 @@ REASONS = {
 @click.argument("ldap_filter", metavar="FILTER")
 @config_option
 @click.option("--dry-run", is_flag=True, help="Show who would be invited; send nothing, record nothing.")
-@click.option("--rate", default=5.0, show_default=True, type=click.FloatRange(min=0.01),
-              help="At most this many e-mails per second.")
-@click.option("--limit", default=0, type=click.IntRange(min=0), help="Invite at most this many accounts (0: all).")
-@click.option("--lang", type=click.Choice(["fr", "en"]), default=None,
-              help="Language of the e-mails (default: site.default_language).")
-@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=f"Journal file (default: var_folder/{JOURNAL_NAME}).")
-def invite(ldap_filter: str, config: str | None, dry_run: bool, rate: float, limit: int, lang: str | None,
-           journal: Path | None) -> None:
+@click.option(
+    "--rate",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="At most this many e-mails per second.",
+)
+@click.option(
+    "--limit", default=0, type=click.IntRange(min=0), help="Invite at most this many accounts (0: all)."
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["fr", "en"]),
+    default=None,
+    help="Language of the e-mails (default: site.default_language).",
+)
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Journal file (default: var_folder/{JOURNAL_NAME}).",
+)
+def invite(
+    ldap_filter: str,
+    config: str | None,
+    dry_run: bool,
+    rate: float,
+    limit: int,
+    lang: str | None,
+    journal: Path | None,
+) -> None:
     """E-mail an activation link to every never-activated account matching FILTER.
 
     FILTER is an LDAP filter over the people, e.g. '(eduPersonAffiliation=student)'. A journal
@@ -564,8 +654,14 @@ def invite(ldap_filter: str, config: str | None, dry_run: bool, rate: float, lim
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="FILTER") from None
         book = InviteJournal(journal or Path(settings.var_folder) / JOURNAL_NAME)
-        outcomes = _invite_all(rt, found[:limit] if limit else found, book, lang or settings.site.default_language,
-                               dry_run, Pacer(rate))
+        outcomes = _invite_all(
+            rt,
+            found[:limit] if limit else found,
+            book,
+            lang or settings.site.default_language,
+            dry_run,
+            Pacer(rate),
+        )
         delivered = rt.mail.run_once()[0] if not dry_run else 0
         waiting = len(rt.mail.pending())
     except DirectoryUnavailable as exc:
@@ -576,20 +672,33 @@ def invite(ldap_filter: str, config: str | None, dry_run: bool, rate: float, lim
     sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 
-def _invite_all(rt: Any, found: list[Any], book: InviteJournal, locale: str, dry_run: bool,
-                pacer: Pacer) -> list[tuple[str, str]]:
+def _invite_all(
+    rt: Any, found: list[Any], book: InviteJournal, locale: str, dry_run: bool, pacer: Pacer
+) -> list[tuple[str, str]]:
     """Invite each account; return (user, outcome) pairs (``sent``, ``would_send`` or a reason)."""
     already = book.done()
     outcomes = []
-    with click.progressbar(found, label="Inviting" if not dry_run else "Checking", file=sys.stderr,
-                           show_pos=True, item_show_func=lambda a: a.user if a else None) as accounts:
+    with click.progressbar(
+        found,
+        label="Inviting" if not dry_run else "Checking",
+        file=sys.stderr,
+        show_pos=True,
+        item_show_func=lambda a: a.user if a else None,
+    ) as accounts:
         for account in accounts:
             outcomes.append((account.user, _invite_one(rt, account, book, already, locale, dry_run, pacer)))
     return outcomes
 
 
-def _invite_one(rt: Any, account: Any, book: InviteJournal, already: set[tuple[str, str]], locale: str,
-                dry_run: bool, pacer: Pacer) -> str:
+def _invite_one(
+    rt: Any,
+    account: Any,
+    book: InviteJournal,
+    already: set[tuple[str, str]],
+    locale: str,
+    dry_run: bool,
+    pacer: Pacer,
+) -> str:
     from ldapdir import AccountState
     from sso.activation.flow import InviteRefused, mask_mail
 
@@ -626,8 +735,10 @@ def _summary(outcomes: list[tuple[str, str]], dry_run: bool, delivered: int, wai
     skipped = {reason: n for reason, n in counts.items() if REASONS.get(reason, ("",))[0] == "skipped"}
     failed = {reason: n for reason, n in counts.items() if REASONS.get(reason, ("",))[0] == "failed"}
     verb = "would be sent" if dry_run else "sent"
-    click.echo(f"{len(outcomes)} account(s) matched: {sent} {verb}, {sum(skipped.values())} skipped, "
-               f"{sum(failed.values())} failed")
+    click.echo(
+        f"{len(outcomes)} account(s) matched: {sent} {verb}, {sum(skipped.values())} skipped, "
+        f"{sum(failed.values())} failed"
+    )
     for label, group in (("skipped", skipped), ("failed", failed)):
         for reason, number in sorted(group.items()):
             click.echo(f"  {label}: {number} {REASONS[reason][1]}")
@@ -637,7 +748,9 @@ def _summary(outcomes: list[tuple[str, str]], dry_run: bool, delivered: int, wai
         elif dry_run and outcome == "would_send":
             click.echo(f"  would invite: {user_name}")
     if not dry_run and sent:
-        click.echo(f"mail: {delivered} more delivered at the end; {waiting} waiting in the queue (sso mail queue)")
+        click.echo(
+            f"mail: {delivered} more delivered at the end; {waiting} waiting in the queue (sso mail queue)"
+        )
     return sum(failed.values())
 
 
@@ -669,9 +782,16 @@ def mail_queue(config: str | None, as_json: bool) -> None:
     queue = _queue(settings)
     listed = [("waiting", m) for m in queue.pending()] + [("failed", m) for m in queue.failed()]
     rows = [
-        {"id": m.id, "state": state, "to": mask_mail(m.to), "subject": m.subject, "attempts": m.attempts,
-         "created": _when(m.created), "next_try": _when(m.next_try) if state == "waiting" and m.next_try else None,
-         "last_error": m.last_error or None}
+        {
+            "id": m.id,
+            "state": state,
+            "to": mask_mail(m.to),
+            "subject": m.subject,
+            "attempts": m.attempts,
+            "created": _when(m.created),
+            "next_try": _when(m.next_try) if state == "waiting" and m.next_try else None,
+            "last_error": m.last_error or None,
+        }
         for state, m in listed
     ]
     if as_json:
@@ -679,9 +799,15 @@ def mail_queue(config: str | None, as_json: bool) -> None:
         return
     click.echo(f"queue: {settings.mail.queue}: {len(queue.pending())} waiting, {len(queue.failed())} failed")
     if rows:
-        _table([("ID", "STATE", "TO", "ATTEMPTS", "CREATED", "LAST ERROR"),
-                *[(r["id"], r["state"], r["to"], str(r["attempts"]), r["created"], r["last_error"] or "-")
-                  for r in rows]])
+        _table(
+            [
+                ("ID", "STATE", "TO", "ATTEMPTS", "CREATED", "LAST ERROR"),
+                *[
+                    (r["id"], r["state"], r["to"], str(r["attempts"]), r["created"], r["last_error"] or "-")
+                    for r in rows
+                ],
+            ]
+        )
     if queue.failed():
         click.echo("put the failed ones back with: sso mail retry")
 
@@ -692,7 +818,9 @@ def _when(stamp: float) -> str:
 
 @mail.command("retry")
 @config_option
-@click.option("--send", is_flag=True, help="Also try to send every waiting message now (else the server does).")
+@click.option(
+    "--send", is_flag=True, help="Also try to send every waiting message now (else the server does)."
+)
 def mail_retry(config: str | None, send: bool) -> None:
     """Put the failed messages back in the queue with fresh attempts."""
     settings = _settings(config)

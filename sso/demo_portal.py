@@ -139,7 +139,9 @@ class Portal:
         """A python-cas CAS 3 client for the portal."""
         from cas import CASClientV3
 
-        return CASClientV3(service_url=self.service_url, server_url=self.sso_url + "/", session=http or _TimedSession())
+        return CASClientV3(
+            service_url=self.service_url, server_url=self.sso_url + "/", session=http or _TimedSession()
+        )
 
 
 def portal_service(settings: Settings, service_id: str = SERVICE_ID) -> ServiceSettings:
@@ -152,7 +154,9 @@ def portal_service(settings: Settings, service_id: str = SERVICE_ID) -> ServiceS
             if not service.home_url or urlsplit(service.home_url).scheme not in ("http", "https"):
                 raise PortalNotConfigured(f"service {service_id!r} needs a home_url (the portal's address)")
             return service
-    raise PortalNotConfigured(f"no service with id {service_id!r} in the configuration (see config/demo.yaml)")
+    raise PortalNotConfigured(
+        f"no service with id {service_id!r} in the configuration (see config/demo.yaml)"
+    )
 
 
 def portal_bind(settings: Settings) -> str:
@@ -194,15 +198,21 @@ def create_app(settings: Settings | str | None = None, *, http: requests.Session
     return app
 
 
-def _routes(app: Flask, settings: Settings, portal: Portal, store: SessionStore, http: requests.Session | None) -> None:
+def _routes(
+    app: Flask, settings: Settings, portal: Portal, store: SessionStore, http: requests.Session | None
+) -> None:
     def current() -> PortalSession | None:
         sid = session.get("sid")
         return store.get(sid) if isinstance(sid, str) else None
 
     @app.context_processor
     def context() -> dict[str, object]:
-        return {"site": settings.site, "current_lang": str(get_locale() or settings.site.default_language),
-                "sso_url": portal.sso_url, "lang_url": _lang_url}
+        return {
+            "site": settings.site,
+            "current_lang": str(get_locale() or settings.site.default_language),
+            "sso_url": portal.sso_url,
+            "lang_url": _lang_url,
+        }
 
     @app.after_request
     def headers(response: Response) -> Response:
@@ -238,7 +248,10 @@ def _routes(app: Flask, settings: Settings, portal: Portal, store: SessionStore,
             log.warning("ticket validation failed: %s", type(exc).__name__)
             user, attributes = None, None
         if not user:
-            page = render_template("error.html", text=_("Le service d'authentification n'a pas confirmé votre connexion. Réessayez."))
+            page = render_template(
+                "error.html",
+                text=_("Le service d'authentification n'a pas confirmé votre connexion. Réessayez."),
+            )
             return make_response(page, 403)
         opened = PortalSession(user, _attributes(attributes or {}), ticket, time.time())
         session.clear()

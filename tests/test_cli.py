@@ -7,10 +7,10 @@ import json
 import os
 import re
 import signal
-from email.header import decode_header, make_header
 import subprocess
 import sys
 from collections.abc import Iterator
+from email.header import decode_header, make_header
 from pathlib import Path
 
 import click
@@ -19,7 +19,15 @@ import requests
 from click.testing import CliRunner
 
 from sso.cas.login import new_session
-from sso.cli import EXIT_CANNOT_SIGN_IN, EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_PARTIAL, EXIT_UNAVAILABLE, Pacer, main
+from sso.cli import (
+    EXIT_CANNOT_SIGN_IN,
+    EXIT_CONFIG,
+    EXIT_NOT_FOUND,
+    EXIT_PARTIAL,
+    EXIT_UNAVAILABLE,
+    Pacer,
+    main,
+)
 from sso.config import load_settings
 from sso.mailqueue import MailQueue
 from sso.tickets.registry import open_registry
@@ -80,7 +88,11 @@ def test_check_config_warns_of_an_unreadable_theme_colour(tmp_path):
 
 def test_services_table_and_json(config):
     table = run("services", config=config).output
-    assert re.search(r"^ID\s+NAME\s+URL PATTERN", table, re.M) and "portail" in table and "Cours en ligne" in table
+    assert (
+        re.search(r"^ID\s+NAME\s+URL PATTERN", table, re.M)
+        and "portail" in table
+        and "Cours en ligne" in table
+    )
     rows = json.loads(run("services", "--json", config=config).output)
     assert [row["id"] for row in rows][:2] == ["portail", "scolarite"]
 
@@ -91,11 +103,23 @@ def test_services_table_and_json(config):
 @pytest.mark.parametrize(
     ("identifier", "code", "words"),
     [
-        ("camille.durand@etu.univ-demo.fr", 0, ["found by       mail", "state          active", "may sign in    yes"]),
+        (
+            "camille.durand@etu.univ-demo.fr",
+            0,
+            ["found by       mail", "state          active", "may sign in    yes"],
+        ),
         ("CDURAND", 0, ["found by       uid", "user           cdurand"]),
         ("lea.petit@etu.univ-demo.fr", EXIT_CANNOT_SIGN_IN, ["never activated", "activated      no"]),
-        ("paul.bernard@etu.univ-demo.fr", EXIT_CANNOT_SIGN_IN, ["has expired on 2024-12-31", "expires        2024-12-31"]),
-        ("marc.leroy@univ-demo.fr", EXIT_CANNOT_SIGN_IN, ["locked         yes", "locked by an administrator"]),
+        (
+            "paul.bernard@etu.univ-demo.fr",
+            EXIT_CANNOT_SIGN_IN,
+            ["has expired on 2024-12-31", "expires        2024-12-31"],
+        ),
+        (
+            "marc.leroy@univ-demo.fr",
+            EXIT_CANNOT_SIGN_IN,
+            ["locked         yes", "locked by an administrator"],
+        ),
     ],
 )
 def test_user_says_why_one_can_or_cannot_sign_in(config, identifier, code, words):
@@ -103,13 +127,19 @@ def test_user_says_why_one_can_or_cannot_sign_in(config, identifier, code, words
     assert result.exit_code == code, result.output
     for text in words:
         assert text in result.output
-    assert "@perso.example" in result.output and not re.search(r"[a-z]{2,}\.[a-z]+@perso", result.output)  # masked
+    assert "@perso.example" in result.output and not re.search(
+        r"[a-z]{2,}\.[a-z]+@perso", result.output
+    )  # masked
 
 
 def test_user_json(config):
     result = run("user", "jdupont", "--json", config=config)
     facts = json.loads(result.output)
-    assert facts["user"] == "jdupont" and facts["may_sign_in"] is True and facts["personal_mail"] == "j•••@perso.example"
+    assert (
+        facts["user"] == "jdupont"
+        and facts["may_sign_in"] is True
+        and facts["personal_mail"] == "j•••@perso.example"
+    )
 
 
 def test_user_without_personal_mail_is_said_so(tmp_path):
@@ -117,15 +147,26 @@ def test_user_without_personal_mail_is_said_so(tmp_path):
     assert result.exit_code == 0 and "personal mail  -" in result.output
 
 
-@pytest.mark.parametrize("identifier", ["nobody@etu.univ-demo.fr", "*", "*)(uid=*", "a" * 500, "cdurand)(|(uid=*"])
+@pytest.mark.parametrize(
+    "identifier", ["nobody@etu.univ-demo.fr", "*", "*)(uid=*", "a" * 500, "cdurand)(|(uid=*"]
+)
 def test_user_not_found(config, identifier):
     result = run("user", identifier, config=config)
     assert result.exit_code == EXIT_NOT_FOUND and "no account matches" in result.output
 
 
 def test_user_with_the_directory_down(tmp_path):
-    path = write_config(tmp_path, {"embedded_directory": None, "directory": {
-        "urls": [f"ldap://127.0.0.1:{free_port()}"], "connect_timeout": 0.5, "receive_timeout": 0.5}})
+    path = write_config(
+        tmp_path,
+        {
+            "embedded_directory": None,
+            "directory": {
+                "urls": [f"ldap://127.0.0.1:{free_port()}"],
+                "connect_timeout": 0.5,
+                "receive_timeout": 0.5,
+            },
+        },
+    )
     result = run("user", "cdurand", config=path)
     assert result.exit_code == EXIT_UNAVAILABLE and "does not answer" in result.output
 
@@ -143,9 +184,16 @@ def test_tickets_counts_the_live_sessions(config):
         registry.add(new_session(user, {}, settings.tickets.lifetimes, time.time()))
     registry.close()
     result = run("tickets", "--json", config=config)
-    assert result.exit_code == 0 and json.loads(result.output)["live"] == {"TGT": 2, "ST": 0, "PT": 0, "PGT": 0}
+    assert result.exit_code == 0 and json.loads(result.output)["live"] == {
+        "TGT": 2,
+        "ST": 0,
+        "PT": 0,
+        "PGT": 0,
+    }
     table = run("sessions", config=config).output
     assert re.search(r"sessions \(TGT\)\s+2", table)
+    purged = run("tickets", "--purge", config=config)
+    assert purged.exit_code == 0 and "purged: 0 expired entries" in purged.output
 
 
 def test_tickets_without_a_store_says_where_it_looked(config):
@@ -161,22 +209,35 @@ def test_accounts_expiring(config):
     assert result.exit_code == 0
     assert re.search(r"cdurand\s+2029-12-31\s+active\s+c•••@perso.example", result.output)
     assert "pbernard" not in result.output  # already expired
-    listed = json.loads(run("accounts", "expiring", "--before", "2030-06-30", "--include-expired", "--json",
-                            config=config).output)
+    listed = json.loads(
+        run(
+            "accounts", "expiring", "--before", "2030-06-30", "--include-expired", "--json", config=config
+        ).output
+    )
     assert [row["user"] for row in listed] == ["pbernard", "cdurand"]
 
 
 def test_accounts_expiring_with_a_filter(config):
-    result = run("accounts", "expiring", "--before", "2030-01-01", "--filter", "(eduPersonAffiliation=staff)",
-                 config=config)
+    result = run(
+        "accounts",
+        "expiring",
+        "--before",
+        "2030-01-01",
+        "--filter",
+        "(eduPersonAffiliation=staff)",
+        config=config,
+    )
     assert result.exit_code == 0 and "no account expires" in result.output
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["--before", "31/12/2029"], "'31/12/2029' does not match the format"),
-    (["--before", "2029-12-31", "--filter", "(((bad"], "Invalid value for --filter"),
-    ([], "Missing option '--before'"),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--before", "31/12/2029"], "'31/12/2029' does not match the format"),
+        (["--before", "2029-12-31", "--filter", "(((bad"], "Invalid value for --filter"),
+        ([], "Missing option '--before'"),
+    ],
+)
 def test_accounts_expiring_bad_arguments(config, args, words):
     result = run("accounts", "expiring", *args, config=config)
     assert result.exit_code == 2 and words in result.output
@@ -220,7 +281,11 @@ def test_mail_retry_send_delivers_now(config):
 
 def test_pacer_spaces_the_actions():
     now, slept = [100.0], []
-    pacer = Pacer(2.0, clock=lambda: now[0], sleep=lambda seconds: (slept.append(seconds), now.__setitem__(0, now[0] + seconds)))
+    pacer = Pacer(
+        2.0,
+        clock=lambda: now[0],
+        sleep=lambda seconds: (slept.append(seconds), now.__setitem__(0, now[0] + seconds)),
+    )
     for _ in range(3):
         pacer.wait()
     assert slept == [0.5, 0.5]
@@ -264,10 +329,16 @@ def test_invite_on_slapd_mails_each_person_once(tmp_path, slapd, smtp):
     assert first.exit_code == 0, first.output
     assert "2 sent" in first.output and "0 failed" in first.output
     received = smtp.wait_for(2)
-    assert sorted(message["To"] for message in received) == ["lea.petit@perso.example", "sophie.moreau@perso.example"]
+    assert sorted(message["To"] for message in received) == [
+        "lea.petit@perso.example",
+        "sophie.moreau@perso.example",
+    ]
     assert all("Activez votre compte ENT" in str(make_header(decode_header(m["Subject"]))) for m in received)
-    body = next(part.get_payload(decode=True).decode() for part in received[0].walk()
-                if part.get_content_type() == "text/plain")
+    body = next(
+        part.get_payload(decode=True).decode()
+        for part in received[0].walk()
+        if part.get_content_type() == "text/plain"
+    )
     assert "Bienvenue" in body and re.search(r"http://127\.0\.0\.1:8000/compte/lien\?t=\S+", body)
     journal = [json.loads(line) for line in (tmp_path / "var" / "invitations.jsonl").read_text().splitlines()]
     assert sorted(entry["user"] for entry in journal) == ["lpetit", "smoreau"]
@@ -313,15 +384,30 @@ def test_invite_reports_failures_and_english(tmp_path, slapd_factory, smtp):
 def test_sso_demo_runs_the_whole_journey_and_stops_both(tmp_path):
     sso_port, portal_port = free_port(), free_port()
     portal = f"http://127.0.0.1:{portal_port}"
-    config = write_config(tmp_path, {
-        "site": {"base_url": f"http://127.0.0.1:{sso_port}"},
-        "services": [{"id": "portail", "name": "Portail ENT (démo)", "url_pattern": re.escape(portal) + "(/.*)?",
-                      "home_url": portal + "/", "logout_url": portal + "/cas/logout-callback",
-                      "attributes": ["uid", "mail", "displayName", "givenName"]}],
-    })
+    config = write_config(
+        tmp_path,
+        {
+            "site": {"base_url": f"http://127.0.0.1:{sso_port}"},
+            "services": [
+                {
+                    "id": "portail",
+                    "name": "Portail ENT (démo)",
+                    "url_pattern": re.escape(portal) + "(/.*)?",
+                    "home_url": portal + "/",
+                    "logout_url": portal + "/cas/logout-callback",
+                    "attributes": ["uid", "mail", "displayName", "givenName"],
+                }
+            ],
+        },
+    )
     log = (tmp_path / "demo.log").open("wb")
-    demo = subprocess.Popen([sys.executable, "-m", "sso.cli", "demo", "--config", str(config)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env={**os.environ})
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "sso.cli", "demo", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+        env={**os.environ},
+    )
     http = requests.Session()
     try:
         wait_until(lambda: "Ctrl+C stops both" in (tmp_path / "demo.log").read_text(), 60, "sso demo")
@@ -331,9 +417,14 @@ def test_sso_demo_runs_the_whole_journey_and_stops_both(tmp_path):
         form = http.get(portal + "/login", timeout=10)
         assert form.url.startswith(f"http://127.0.0.1:{sso_port}/login?service=")
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form.text).group(1)
-        page = http.post(form.url, data={"username": "cdurand", "password": "Soleil-Vert-2026", "csrf_token": token},
-                         timeout=10)
-        assert page.url == portal + "/" and "Bonjour Camille" in page.text and "camille.durand@etu" in page.text
+        page = http.post(
+            form.url,
+            data={"username": "cdurand", "password": "Soleil-Vert-2026", "csrf_token": token},
+            timeout=10,
+        )
+        assert (
+            page.url == portal + "/" and "Bonjour Camille" in page.text and "camille.durand@etu" in page.text
+        )
         # logout everywhere: the portal, then the SSO, which notifies the portal (SLO) and comes back
         page = http.post(portal + "/logout", timeout=10)
         assert page.url == portal + "/" and "Se connecter avec l'ENT" in page.text
@@ -352,4 +443,3 @@ def test_sso_demo_runs_the_whole_journey_and_stops_both(tmp_path):
 def test_sso_demo_needs_the_portal_service(tmp_path):
     result = run("demo", config=write_config(tmp_path, {"services": []}))
     assert result.exit_code == EXIT_CONFIG and "no service with id 'portail'" in result.output
-

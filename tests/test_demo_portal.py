@@ -13,7 +13,11 @@ from sso.cas.logout import logout_request
 from sso.demo_portal import PortalNotConfigured, create_app, portal_service, session_index
 from sso.web.runtime import runtime
 from tests.support.appconfig import demo_settings
-from tests.web.conftest import app, clock, config_overrides, csrf_token, rt  # noqa: F401 - fixtures
+from tests.web import conftest as web
+from tests.web.conftest import csrf_token
+
+#: The endpoint-test fixtures of tests/web/conftest.py.
+app, clock, config_overrides, rt = web.app, web.clock, web.config_overrides, web.rt
 
 STUDENT = ("camille.durand@etu.univ-demo.fr", "Soleil-Vert-2026")
 CALLBACK = "http://127.0.0.1:8001/cas/callback"
@@ -57,8 +61,14 @@ def portal(app, sso) -> Iterator[FlaskClient]:
 
 def ticket_from_sso(sso: FlaskClient) -> str:
     page = sso.get(f"/login?service={CALLBACK}")
-    response = sso.post(f"/login?service={CALLBACK}", data={"username": STUDENT[0], "password": STUDENT[1],
-                                                            "csrf_token": csrf_token(page.get_data(as_text=True))})
+    response = sso.post(
+        f"/login?service={CALLBACK}",
+        data={
+            "username": STUDENT[0],
+            "password": STUDENT[1],
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+        },
+    )
     assert response.status_code == 302, response.get_data(as_text=True)[:300]
     location = response.headers["Location"]
     assert location.startswith(CALLBACK + "?ticket=ST-")
@@ -146,7 +156,10 @@ def test_logout_ends_the_portal_session_then_the_sso_one(sso, portal):
     assert 'action="/logout"' in page
     response = portal.post("/logout")
     assert response.status_code == 303
-    assert response.headers["Location"] == "http://127.0.0.1:8000/logout?service=http%3A%2F%2F127.0.0.1%3A8001%2F"
+    assert (
+        response.headers["Location"]
+        == "http://127.0.0.1:8000/logout?service=http%3A%2F%2F127.0.0.1%3A8001%2F"
+    )
     assert "Bonjour" not in portal.get("/").get_data(as_text=True)
 
 
@@ -165,8 +178,11 @@ def test_the_portal_sends_strict_headers(portal):
 
 @pytest.mark.parametrize(
     "services",
-    [[], [{"id": "portail", "name": "Portail", "url_pattern": "http://x/.*"}],
-     [{"id": "autre", "name": "Autre", "url_pattern": "http://x/.*", "home_url": "http://x/"}]],
+    [
+        [],
+        [{"id": "portail", "name": "Portail", "url_pattern": "http://x/.*"}],
+        [{"id": "autre", "name": "Autre", "url_pattern": "http://x/.*", "home_url": "http://x/"}],
+    ],
 )
 def test_a_configuration_without_the_portal_service_is_refused(tmp_path, services):
     settings = demo_settings(tmp_path, {"services": services})

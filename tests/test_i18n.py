@@ -17,7 +17,11 @@ from babel.messages.pofile import read_po, write_po
 
 from sso.resources import templates_dir, translations_dir
 from sso.web.i18n import COOKIE, catalogue_sources, compile_catalogues
-from tests.web.conftest import app, client, clock, config_overrides, csrf_token, rt  # noqa: F401 - fixtures
+from tests.web import conftest as web
+from tests.web.conftest import csrf_token
+
+#: The endpoint-test fixtures of tests/web/conftest.py.
+app, client, clock, config_overrides, rt = web.app, web.client, web.clock, web.config_overrides, web.rt
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The gettext functions used in Python code (``_l`` is ``lazy_gettext``), as in babel.cfg.
@@ -68,8 +72,10 @@ def test_every_french_string_has_an_english_translation(english):
     missing = []
     for msgid, where in sorted(extracted().items(), key=str):
         message = catalogue.get(msgid)
-        strings = () if message is None else (
-            message.string if isinstance(message.string, tuple) else (message.string,)
+        strings = (
+            ()
+            if message is None
+            else (message.string if isinstance(message.string, tuple) else (message.string,))
         )
         if message is None or message.fuzzy or not strings or not all(strings):
             missing.append(f"{where}: {msgid!r}")
@@ -97,7 +103,9 @@ def test_translations_keep_the_placeholders(english):
 
 
 def test_no_compiled_catalogue_in_the_source_tree():
-    assert not list(translations_dir().rglob("*.mo")), "compiled catalogues are build products: never commit them"
+    assert not list(translations_dir().rglob("*.mo")), (
+        "compiled catalogues are build products: never commit them"
+    )
 
 
 def test_catalogues_compile_into_a_cache_named_after_their_content(tmp_path):
@@ -158,7 +166,9 @@ def test_the_language_chosen_on_the_page_is_remembered(client):
     html = client.get("/login", headers={"Accept-Language": "fr"}).get_data(as_text=True)
     assert '<html lang="en">' in html
     client.get("/login?lang=fr")
-    assert '<html lang="fr">' in client.get("/login", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<html lang="fr">' in client.get("/login", headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
 
 
 @pytest.mark.parametrize("value", ["de", "EN", "en;", "<script>", "fr-FR"])
@@ -177,7 +187,9 @@ def test_the_switch_keeps_the_service(client):
 def test_error_pages_and_form_errors_are_translated(client):
     assert "Page not found" in client.get("/nowhere?lang=en").get_data(as_text=True)
     page = client.get("/login")
-    html = client.post("/login", data={"csrf_token": csrf_token(page.get_data(as_text=True))}).get_data(as_text=True)
+    html = client.post("/login", data={"csrf_token": csrf_token(page.get_data(as_text=True))}).get_data(
+        as_text=True
+    )
     assert "Enter your identifier." in html and "<title>Error: Sign in" in html
 
 
@@ -185,22 +197,40 @@ def _delivered(rt) -> list[email.message.EmailMessage]:
     rt.activation.drain()
     rt.mail.run_once()
     folder = rt.settings.mail.outbox
-    return [email.message_from_bytes(p.read_bytes(), policy=email_policy.default) for p in sorted(folder.glob("*.eml"))]
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=email_policy.default)
+        for p in sorted(folder.glob("*.eml"))
+    ]
 
 
 @pytest.mark.parametrize(
     ("lang", "page_words", "subject", "body_words"),
     [
-        ("fr", "valable aujourd'hui jusqu'à 23:59", "Activez votre compte ENT",
-         ["Bonjour Léa Petit,", "lundi 21 septembre 2026 à 23:59 (heure de Paris)"]),
-        ("en", "valid today until 23:59", "Activate your ENT account",
-         ["Hello Léa Petit,", "Monday, September 21, 2026 at 23:59 (Paris time)"]),
+        (
+            "fr",
+            "valable aujourd'hui jusqu'à 23:59",
+            "Activez votre compte ENT",
+            ["Bonjour Léa Petit,", "lundi 21 septembre 2026 à 23:59 (heure de Paris)"],
+        ),
+        (
+            "en",
+            "valid today until 23:59",
+            "Activate your ENT account",
+            ["Hello Léa Petit,", "Monday, September 21, 2026 at 23:59 (Paris time)"],
+        ),
     ],
 )
-def test_pages_and_mails_speak_the_language_dates_in_paris_time(client, rt, lang, page_words, subject, body_words):
+def test_pages_and_mails_speak_the_language_dates_in_paris_time(
+    client, rt, lang, page_words, subject, body_words
+):
     page = client.get(f"/compte/activation?lang={lang}")
-    sent = client.post("/compte/activation", data={"username": "lea.petit@etu.univ-demo.fr",
-                                                   "csrf_token": csrf_token(page.get_data(as_text=True))})
+    sent = client.post(
+        "/compte/activation",
+        data={
+            "username": "lea.petit@etu.univ-demo.fr",
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+        },
+    )
     assert page_words in sent.get_data(as_text=True)
     (message,) = _delivered(rt)
     assert message["Subject"].startswith(subject)

@@ -40,21 +40,48 @@ print("installed OK")
 def test_wheel_install_ships_everything(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
-        check=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        check=True,
+        cwd=tmp_path,
     )
     target = tmp_path / "site-packages-under-test"
     wheel = next(wheels.glob("*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        cwd=tmp_path,
+    )
     # the installed copy first; the dependencies from this environment; never the checkout
     env = {**os.environ, "PYTHONPATH": str(target), "PYTHONSAFEPATH": "1"}
-    result = subprocess.run([sys.executable, "-c", CHECK], env=env, cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "installed OK" in result.stdout
-    cli = subprocess.run([sys.executable, "-c", "from sso.cli import main; main()", "check-config"],
-                         env=env, cwd=tmp_path, capture_output=True, text=True)
+    cli = subprocess.run(
+        [sys.executable, "-c", "from sso.cli import main; main()", "check-config"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert cli.returncode == 0 and "OK" in cli.stdout, cli.stderr[-2000:]
-    demo = subprocess.run([sys.executable, "-c", "from sso.cli import main; main()", "demo", "--help"],
-                          env=env, cwd=tmp_path, capture_output=True, text=True)
+    demo = subprocess.run(
+        [sys.executable, "-c", "from sso.cli import main; main()", "demo", "--help"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert demo.returncode == 0 and "demo ENT portal" in demo.stdout, demo.stderr[-2000:]

@@ -6,7 +6,10 @@ import pytest
 
 from sso.config.schema import SiteSettings
 from sso.web.theme import contrast_ratio, theme_warnings
-from tests.web.conftest import app, client, clock, rt  # noqa: F401 - fixtures
+from tests.web import conftest as web
+
+#: The endpoint-test fixtures of tests/web/conftest.py.
+app, client, clock, rt = web.app, web.client, web.clock, web.rt
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f8cf"
@@ -64,7 +67,12 @@ def test_a_configured_identifier_hint_is_shown_as_written(client):
 
 @pytest.mark.parametrize(
     ("first", "second", "ratio"),
-    [("#ffffff", "#000000", 21.0), ("#000000", "#ffffff", 21.0), ("#00508c", "#00508c", 1.0), ("#767676", "#ffffff", 4.54)],
+    [
+        ("#ffffff", "#000000", 21.0),
+        ("#000000", "#ffffff", 21.0),
+        ("#00508c", "#00508c", 1.0),
+        ("#767676", "#ffffff", 4.54),
+    ],
 )
 def test_contrast_ratio_follows_wcag(first, second, ratio):
     assert contrast_ratio(first, second) == pytest.approx(ratio, abs=0.01)

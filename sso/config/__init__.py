@@ -8,6 +8,7 @@ the YAML file; run-time state (tickets, mail queue, outbox, demo changes) lives 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from sso.config.schema import Settings
 from sso.config.secrets import SecretError, resolve
 
 __all__ = ["ConfigError", "Problem", "Settings", "load_settings", "config_path"]
+
+#: Keys whose values are never repeated in an error message.
+_SECRET_KEY = re.compile(r"password|secret|key|token|url", re.IGNORECASE)
 
 #: Environment variable naming the configuration file.
 ENV_VAR = "SSO_CONFIG"
@@ -106,11 +110,11 @@ def _problem(error: Any) -> Problem:
     kind = error["type"]
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
-        return Problem(
-            key, "unknown key", "remove it or correct its spelling (see config/production.example.yaml)"
-        )
+        return Problem(key, "unknown key", "remove it or correct its spelling (see config/production.example.yaml)")
     if kind in ("missing", "missing_argument"):
         return Problem(key, "required key is missing", "add it")
+    if _SECRET_KEY.search(key):
+        return Problem(key, message, "")  # never echo what may be a secret (or a URL holding one)
     return Problem(key, f"{message} (got {error.get('input')!r:.60})", "")
 
 

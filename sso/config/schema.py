@@ -91,6 +91,17 @@ class TicketSettings(Section):
     #: Lifetimes in seconds.
     lifetimes: Lifetimes = Lifetimes()
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value.startswith(("redis://", "rediss://", "unix://")):
+            from sso.tickets.redis import check_url
+
+            check_url(value)  # ValueError names the problem, never echoes the URL (it may hold a password)
+        elif not value.startswith(("memory:", "sqlite:")):
+            raise ValueError("use memory://, sqlite:PATH or redis://HOST:PORT/DB")
+        return value
+
 
 class MailSettings(Section):
     """Outgoing e-mail (activation links, confirmations)."""

@@ -33,7 +33,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import redis
@@ -121,8 +121,12 @@ def _dump(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
-def _load(data: bytes) -> Any:
-    return json.loads(data.decode("utf-8", "surrogatepass"))
+def _text(data: bytes | str) -> str:
+    return data.decode("utf-8", "surrogatepass") if isinstance(data, bytes) else data
+
+
+def _load(data: bytes | str) -> Any:
+    return json.loads(_text(data))
 
 
 def _attributes(raw: dict[str, list[str]]) -> Attributes:
@@ -326,7 +330,7 @@ class RedisRegistry:
             return None
         return GrantingTicket(
             id=tgt_id,
-            user=user.decode("utf-8", "surrogatepass"),
+            user=_text(user),
             attributes=_attributes(_load(attributes)),
             created=float(created),
             last_used=float(last_used),
@@ -396,8 +400,8 @@ class RedisRegistry:
             pipe.delete(key, *children)
 
         with self._errors():
-            (deleted,) = self._client.transaction(transaction, key)
-        return seen, int(deleted)
+            results = cast(list[int], self._client.transaction(transaction, key))
+        return seen, int(results[0])
 
     def purge(self, now: float) -> int:
         """See :meth:`TicketRegistry.purge`. Redis already forgets expired keys by their TTL:

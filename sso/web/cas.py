@@ -242,10 +242,20 @@ def _end_session(tgt_id: str) -> None:
 def logout() -> Response:
     """End the session, notify the services (SLO), then go back to a registered service only (CAS 3.0 §2.3)."""
     rt = runtime()
-    tgt = current_tgt()
-    if tgt is not None:
-        _end_session(tgt.id)
-        rt.audit("logout", user=tgt.user, ip=client_address())
+    try:
+        tgt = current_tgt()
+        if tgt is not None:
+            _end_session(tgt.id)
+            rt.audit("logout", user=tgt.user, ip=client_address())
+    except RegistryUnavailable:
+        # The browser forgets the session at once; the server side ends by its idle expiry.
+        response = message_page(
+            _("Déconnexion incomplète"),
+            _("Le service est momentanément indisponible : votre session sera fermée automatiquement. Fermez votre navigateur pour plus de sécurité."),
+            503,
+        )
+        clear_tgc(response)
+        return response
     target = request.args.get("service") or request.args.get("url") or ""
     if target and rt.services.match(target) is not None and len(request.args.getlist("service")) <= 1:
         response = redirect(target, 302)

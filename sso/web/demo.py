@@ -50,8 +50,11 @@ def outbox() -> Response:
     if folder is None:
         abort(404)
     runtime().mail.run_once()  # whatever is due goes out now, so the page is up to date
-    page = render_template("demo_outbox.html", messages=_messages(Path(folder)) if Path(folder).exists() else [],
-                           folder=str(folder))
+    page = render_template(
+        "demo_outbox.html",
+        messages=_messages(Path(folder)) if Path(folder).exists() else [],
+        folder=str(folder),
+    )
     return make_response(page)
 
 

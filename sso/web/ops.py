@@ -15,6 +15,7 @@ audit line made during a request gets the client address, and each request is ti
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from flask import Blueprint, Flask, Response, g, has_request_context, jsonify, request
 from flask.blueprints import BlueprintSetupState
@@ -86,7 +87,7 @@ def prometheus() -> Response:
 @bp.record_once
 def _install(state: BlueprintSetupState) -> None:
     """Wire the measurements into the app (once, when the blueprint is registered)."""
-    app: Flask = state.app
+    app = cast(Flask, state.app)
     rt = runtime(app)
     rt.tickets = metrics.MeteredRegistry(rt.tickets)
     rt.audit.add_observer(metrics.observe_audit)

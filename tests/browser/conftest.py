@@ -35,8 +35,14 @@ AXE = NPM_PREFIX / "node_modules" / "axe-core" / "axe.min.js"
 AXE_VERSION = "4"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 #: Chromium flags for a root user on a machine without internet (DESIGN.md, "practical facts").
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 #: WCAG 2.1 A and AA rules of axe-core (RGAA 4 follows WCAG 2.1 AA).
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
@@ -57,8 +63,19 @@ def axe_source() -> str:
         if npm is None:
             _missing("npm is not installed (apt-get install npm), needed for axe-core")
         result = subprocess.run(
-            [npm, "install", "--prefix", str(NPM_PREFIX), "--no-audit", "--no-fund", f"axe-core@{AXE_VERSION}"],
-            capture_output=True, text=True, timeout=300, check=False,
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(NPM_PREFIX),
+                "--no-audit",
+                "--no-fund",
+                f"axe-core@{AXE_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         if result.returncode != 0 or not AXE.is_file():
             _missing(f"npm could not install axe-core: {result.stderr[-500:]}")
@@ -73,7 +90,7 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("the playwright Python package is not installed (pip install -e '.[browser]')")
+        _missing("the playwright Python package is not installed (pip install -e '.[test]')")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -97,24 +114,44 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     folder = tmp_path_factory.mktemp("demo")
     sso_port, portal_port = free_port(), free_port()
     sso, portal = f"http://127.0.0.1:{sso_port}", f"http://127.0.0.1:{portal_port}"
-    config = write_config(folder, {
-        "site": {"base_url": sso},
-        "services": [{
-            "id": "portail", "name": "Portail ENT (démo)", "url_pattern": re.escape(portal) + "(/.*)?",
-            "description": "Le portail de démonstration, un vrai service CAS (python-cas).",
-            "home_url": portal + "/", "logout_url": portal + "/cas/logout-callback",
-            "attributes": ["uid", "mail", "displayName", "givenName", "sn", "eduPersonAffiliation"],
-        }, {
-            "id": "moodle", "name": "Cours en ligne", "description": "Moodle, vos cours et devoirs.",
-            "url_pattern": r"https://moodle\.univ-demo\.fr(/.*)?", "home_url": "https://moodle.univ-demo.fr/",
-        }],
-        "activation": {"charter_url": "https://infoservices.univ-demo.fr/charte", "charter_version": "2026"},
-    })
+    config = write_config(
+        folder,
+        {
+            "site": {"base_url": sso},
+            "services": [
+                {
+                    "id": "portail",
+                    "name": "Portail ENT (démo)",
+                    "url_pattern": re.escape(portal) + "(/.*)?",
+                    "description": "Le portail de démonstration, un vrai service CAS (python-cas).",
+                    "home_url": portal + "/",
+                    "logout_url": portal + "/cas/logout-callback",
+                    "attributes": ["uid", "mail", "displayName", "givenName", "sn", "eduPersonAffiliation"],
+                },
+                {
+                    "id": "moodle",
+                    "name": "Cours en ligne",
+                    "description": "Moodle, vos cours et devoirs.",
+                    "url_pattern": r"https://moodle\.univ-demo\.fr(/.*)?",
+                    "home_url": "https://moodle.univ-demo.fr/",
+                },
+            ],
+            "activation": {
+                "charter_url": "https://infoservices.univ-demo.fr/charte",
+                "charter_version": "2026",
+            },
+        },
+    )
     log_path = folder / "demo.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "sso.cli", "demo", "--config", str(config)],
-                                   stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sso.cli", "demo", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+        )
     try:
+
         def ready() -> bool:
             if process.poll() is not None:
                 raise RuntimeError(f"sso demo exited: {log_path.read_text()[-3000:]}")
@@ -134,8 +171,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 #: Viewports: a desktop, and a 360-px-wide phone (the narrowest the brief names).
 VIEWPORTS = {
     "desktop": {"viewport": {"width": 1280, "height": 800}},
-    "phone": {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True,
-              "has_touch": True},
+    "phone": {
+        "viewport": {"width": 360, "height": 740},
+        "device_scale_factor": 2,
+        "is_mobile": True,
+        "has_touch": True,
+    },
 }
 
 
@@ -162,8 +203,12 @@ def check_accessibility(page: Any, axe_source: str) -> list[dict[str, Any]]:
         page.add_script_tag(content=axe_source)
     result = page.evaluate("(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
     return [
-        {"rule": v["id"], "impact": v["impact"], "help": v["help"],
-         "targets": [node["target"] for node in v["nodes"]][:5]}
+        {
+            "rule": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "targets": [node["target"] for node in v["nodes"]][:5],
+        }
         for v in result["violations"]
         if v["impact"] in ("serious", "critical")
     ]

@@ -115,3 +115,15 @@ def test_check_config_command(tmp_path):
     bad = runner.invoke(main, ["check-config", str(write(tmp_path, data))])
     assert bad.exit_code == 2
     assert "site.colour: unknown key" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [("redis://:hunter2-secret@127.0.0.1:6379/notanumber", "database"), ("postgres://x", "memory://")],
+)
+def test_bad_ticket_urls_are_refused_without_echoing_them(tmp_path, url, words):
+    data = demo_data()
+    data["tickets"] = {"url": url}
+    found = problems(write(tmp_path, data))
+    assert words in found["tickets.url"]
+    assert "hunter2" not in str(found) and "postgres://x" not in str(found)

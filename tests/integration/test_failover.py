@@ -175,6 +175,8 @@ def test_redis_killed_gives_503_and_internal_error_then_recovers(node, redis_ser
         status, body = health(node)
         assert status == 503 and body["checks"] == {"directory": "ok", "tickets": "unavailable"}
         assert metric(node, "sso_ticket_store_errors_total", operation="add") == errors + 1
+        logout = browser.http.get(f"{node.url}/logout", allow_redirects=False, timeout=10)
+        assert logout.status_code == 503 and "TGC=;" in logout.headers.get("Set-Cookie", "")
 
         redis_server.start()  # empty: sessions and tickets are gone, consistently
         assert health(node)[0] == 200
