@@ -19,6 +19,10 @@ from tests.support.slapd import Slapd, require_slapd
 pytestmark = pytest.mark.integration
 
 
+#: The recording service's port, fixed per run so tests can name its URLs.
+RECORDER_PORT = free_port()
+
+
 class Secrets:
     """What must never appear in a log: every password typed, every full ticket id and token seen."""
 
@@ -46,11 +50,12 @@ def attacked(tmp_path_factory) -> Iterator[tuple[Gunicorn, Slapd]]:
     require_slapd()
     folder = tmp_path_factory.mktemp("attacked")
     slapd = Slapd(folder / "slapd").setup().start()
-    recorder = RecordingService().start()
+    recorder = RecordingService(port=RECORDER_PORT).start()
     smtp = SmtpSink().start()
     port = free_port()
     overrides = ldap_config(slapd, recorder, smtp, port)
-    overrides["cas"] = {}  # production defaults: https-only, public-only proxy callbacks
+    # production defaults: https-only, public-only proxy callbacks
+    overrides["cas"] = {"allow_http_proxy_callback": False, "allow_private_proxy_callback": False}
     # Every request of the suite comes from 127.0.0.1: per-address throttling is tested on its own.
     overrides["security"] = {"login_per_address": "10000 per minute", "link_per_address": "10000 per minute"}
     server = Gunicorn(write_config(folder, overrides), port).start()

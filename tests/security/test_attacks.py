@@ -12,7 +12,10 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.security.conftest import RECORDER_PORT
+
 pytestmark = pytest.mark.integration
+RECORDER = f"http://127.0.0.1:{RECORDER_PORT}"
 
 STUDENT = ("camille.durand@etu.univ-demo.fr", "Soleil-Vert-2026")
 STAFF = ("jean.dupont@univ-demo.fr", "Marche-Bleu-2026")
@@ -82,7 +85,10 @@ def test_no_open_redirect_after_sign_in(sso, browser, secrets, target):
 
 
 def ticket_for(browser, service: str) -> str:
-    response = browser.sign_in(*STAFF, query=f"?service={quote(service, safe='')}")
+    query = f"?service={quote(service, safe='')}"
+    response = browser.login_form(query)  # signed in already: SSO answers with a ticket at once
+    if response.status_code != 302:
+        response = browser.sign_in(*STAFF, query=query)
     return parse_qs(urlsplit(location(response)).query)["ticket"][0]
 
 
@@ -115,19 +121,27 @@ def test_guessed_tickets_fail(sso):
         assert "authenticationFailure" in body
 
 
-def test_proxy_callbacks_are_refused_unless_public_https(sso, browser):
-    # the service may proxy, but production defaults refuse http and loopback callbacks
-    ticket = ticket_for(browser, "https://other.univ-demo.fr/")
-    body = requests.get(
-        f"{sso.url}/p3/serviceValidate",
-        params={
-            "ticket": ticket,
-            "service": "https://other.univ-demo.fr/",
-            "pgtUrl": "http://127.0.0.1:1/pgt",
-        },
-        timeout=10,
-    ).text
-    assert "authenticationFailure" in body or "proxyGrantingTicket" not in body
+def test_proxy_callbacks_are_refused_unless_allowed_public_https(sso, browser):
+    """Production defaults: https only, no loopback/private address, only the service's own pattern."""
+    cases = [
+        ("https://other.univ-demo.fr/", "https://other.univ-demo.fr/pgt"),  # service may not proxy
+        (f"{RECORDER}/app", f"{RECORDER}/pgt"),  # allowed pattern, but http and loopback
+        (f"{RECORDER}/app", "https://127.0.0.1/pgt"),  # https, but loopback and not the pattern
+        (f"{RECORDER}/app", "https://evil.example/pgt"),  # not the pattern
+    ]
+    for service, callback in cases:
+        ticket = ticket_for(browser, service)
+        body = requests.get(
+            f"{sso.url}/p3/serviceValidate",
+            params={"ticket": ticket, "service": service, "pgtUrl": callback},
+            timeout=10,
+        ).text
+        assert "authenticationFailure" in body and "proxyGrantingTicket" not in body, (
+            service,
+            callback,
+            body,
+        )
+        assert re.search(r'code="(INVALID_PROXY_CALLBACK|UNAUTHORIZED_SERVICE_PROXY)"', body), body
 
 
 def test_csrf_without_token_is_refused(sso, browser):

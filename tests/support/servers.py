@@ -155,8 +155,8 @@ class Gunicorn:
 class RecordingService:
     """A service's back-channel endpoint: records POSTed single-logout requests and proxy callbacks."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.posts: list[tuple[str, bytes]] = []
         self.gets: list[str] = []
         self._event = threading.Condition()
