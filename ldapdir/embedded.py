@@ -27,12 +27,13 @@ from pathlib import Path
 from ldap3 import BASE, MOCK_SYNC, MODIFY_REPLACE, NONE, SUBTREE, Connection, Server
 from ldap3.core.exceptions import LDAPInvalidFilterError
 
-from ldapdir.entry import Entry, Scope, clock, pick, requested_attributes, to_account
+from ldapdir.entry import Entry, Scope, clock, requested_attributes, to_account
 from ldapdir.errors import AccountNotFound
 from ldapdir.ldif import parse_ldif
 from ldapdir.model import Account, Authentication, PasswordCheck
 from ldapdir.passwords import hash_password, matches_any, prepare, prepared_new_password
-from ldapdir.query import login_filter, normalise_identifier, printable, search_filter
+from ldapdir.query import printable, search_filter
+from ldapdir.reader import EntryReader
 from ldapdir.settings import DirectorySettings
 from ldapdir.state import is_locked, parse_generalized_time
 
@@ -49,7 +50,7 @@ _PASSWORD_STATE = ["userPassword", "pwdAccountLockedTime", "pwdReset", "pwdEndTi
 _CLEARED_BY_CHANGE = ("pwdReset", "pwdFailureTime", "pwdAccountLockedTime")
 
 
-class EmbeddedDirectory:
+class EmbeddedDirectory(EntryReader):
     """:class:`ldapdir.base.Directory` in memory, from ``data_file``, changes kept in ``state_file``.
 
     :param data_file: LDIF content records (read once, never written).
@@ -142,23 +143,6 @@ class EmbeddedDirectory:
                 for item in self._connection.response or []
                 if item.get("type") == "searchResEntry"
             ]
-
-    def find(self, identifier: str, today: date | None = None) -> Account | None:
-        """See :meth:`ldapdir.base.Directory.find`."""
-        normalised = normalise_identifier(identifier)
-        if normalised is None:
-            return None
-        entries = self._search(self.settings.people_base, login_filter(normalised, self.settings), SUBTREE, 2)
-        day, now = clock(today, self.settings)
-        return pick(entries, normalised, day, now, self.settings)
-
-    def get(self, dn: str, today: date | None = None) -> Account | None:
-        """The account at ``dn`` (re-read, e.g. after a change), or ``None``."""
-        entries = self._search(dn, self.settings.account_filter or "(objectClass=*)", BASE)
-        if not entries:
-            return None
-        day, now = clock(today, self.settings)
-        return to_account(entries[0], "", day, now, self.settings)
 
     def search(self, ldap_filter: str, today: date | None = None, limit: int = 0) -> Iterator[Account]:
         """See :meth:`ldapdir.base.Directory.search`.

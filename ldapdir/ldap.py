@@ -14,11 +14,12 @@ from ldap3.core.exceptions import LDAPInvalidFilterError
 
 from ldapdir import ppolicy
 from ldapdir.connections import BindPool, ServerDown, ServerList, ServiceConnection, check_answer
-from ldapdir.entry import Entry, Scope, clock, pick, requested_attributes, to_account
+from ldapdir.entry import Entry, Scope, clock, requested_attributes, to_account
 from ldapdir.errors import AccountNotFound, DirectoryUnavailable, PasswordRejected
 from ldapdir.model import Account, Authentication, PasswordCheck
 from ldapdir.passwords import hash_password, prepare, prepared_new_password
-from ldapdir.query import login_filter, normalise_identifier, printable, search_filter
+from ldapdir.query import printable, search_filter
+from ldapdir.reader import EntryReader
 from ldapdir.settings import DirectorySettings
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 NO_SUCH_OBJECT = 32
 
 
-class LdapDirectory:
+class LdapDirectory(EntryReader):
     """:class:`ldapdir.base.Directory` over LDAP servers, with failover.
 
     - searches, password writes and updates run on ONE service connection bound
@@ -51,7 +52,7 @@ class LdapDirectory:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _search(self, base: str, ldap_filter: str, scope: Scope, size_limit: int) -> list[Entry]:
+    def _search(self, base: str, ldap_filter: str, scope: Scope, size_limit: int = 0) -> list[Entry]:
         def operation(connection: Connection) -> list[Entry]:
             connection.search(
                 base, ldap_filter, search_scope=scope, attributes=self._attributes, size_limit=size_limit
@@ -59,23 +60,6 @@ class LdapDirectory:
             return _entries(connection, ldap_filter)
 
         return self.service.run(operation)
-
-    def find(self, identifier: str, today: date | None = None) -> Account | None:
-        """See :meth:`ldapdir.base.Directory.find`. One search for all login attributes."""
-        normalised = normalise_identifier(identifier)
-        if normalised is None:
-            return None
-        entries = self._search(self.settings.people_base, login_filter(normalised, self.settings), SUBTREE, 2)
-        day, now = clock(today, self.settings)
-        return pick(entries, normalised, day, now, self.settings)
-
-    def get(self, dn: str, today: date | None = None) -> Account | None:
-        """The account at ``dn`` (re-read, e.g. after a change), or ``None``."""
-        entries = self._search(dn, self.settings.account_filter or "(objectClass=*)", BASE, 1)
-        if not entries:
-            return None
-        day, now = clock(today, self.settings)
-        return to_account(entries[0], "", day, now, self.settings)
 
     def search(self, ldap_filter: str, today: date | None = None, limit: int = 0) -> Iterator[Account]:
         """See :meth:`ldapdir.base.Directory.search`. Paged (RFC 2696); the service
