@@ -110,7 +110,9 @@ def _problem(error: Any) -> Problem:
     kind = error["type"]
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
-        return Problem(key, "unknown key", "remove it or correct its spelling (see config/production.example.yaml)")
+        return Problem(
+            key, "unknown key", "remove it or correct its spelling (see config/production.example.yaml)"
+        )
     if kind in ("missing", "missing_argument"):
         return Problem(key, "required key is missing", "add it")
     if _SECRET_KEY.search(key):

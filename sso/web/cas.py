@@ -251,7 +251,9 @@ def logout() -> Response:
         # The browser forgets the session at once; the server side ends by its idle expiry.
         response = message_page(
             _("Déconnexion incomplète"),
-            _("Le service est momentanément indisponible : votre session sera fermée automatiquement. Fermez votre navigateur pour plus de sécurité."),
+            _(
+                "Le service est momentanément indisponible : votre session sera fermée automatiquement. Fermez votre navigateur pour plus de sécurité."
+            ),
             503,
         )
         clear_tgc(response)
