@@ -209,7 +209,7 @@ class Flows:
                 raise FlowError(f"bare-{response.status}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     """One measured run.
 

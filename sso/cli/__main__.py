@@ -1,0 +1,5 @@
+"""``python -m sso.cli``."""
+
+from sso.cli import main
+
+main()
