@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -304,6 +305,7 @@ class Bench:
         finally:
             peak = sampler.stop()
             target.stop()
+            _tidy(target.folder)
             mb = 2**20
             self.report.memory.append(
                 Memory(
@@ -416,6 +418,21 @@ class Bench:
         return self.report
 
 
+#: What a run leaves that is of no use afterwards (and weighs hundreds of MB): ticket stores, the
+#: peer's database, mail written by the link requests, the audit log, the generated LDIF.
+LEFTOVERS = ("**/*.db", "**/*.db-wal", "**/*.db-shm", "**/db.sqlite3*", "**/audit.log", "**/accounts.ldif")
+LEFTOVER_FOLDERS = ("**/outbox", "**/mail-queue")
+
+
+def _tidy(folder: Path) -> None:
+    for pattern in LEFTOVERS:
+        for path in folder.glob(pattern):
+            path.unlink(missing_ok=True)
+    for pattern in LEFTOVER_FOLDERS:
+        for path in folder.glob(pattern):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench and print the table.
 
@@ -451,6 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if redis is not None:
             redis.stop()
         slapd.cleanup()
+        _tidy(folder / "directory")
     table = report.table()
     print(table)
     (folder / "table.txt").write_text(table + "\n", encoding="utf-8")

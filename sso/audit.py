@@ -32,8 +32,11 @@ _FORBIDDEN = frozenset({"password", "token", "ticket_id", "secret"})
 
 def clean(value: object, limit: int = 200) -> str:
     """A value fit for a log line: no control characters, ticket ids redacted, bounded length."""
-    text = _CONTROL.sub(" ", str(value))
-    text = _TICKET.sub(lambda match: redact(match.group(0)), text)
+    text = str(value)
+    if not text.isprintable():  # cheap test first: most values (users, services) are clean
+        text = _CONTROL.sub(" ", text)
+    if "-" in text:
+        text = _TICKET.sub(lambda match: redact(match.group(0)), text)
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -79,7 +82,8 @@ class Audit:
                 raise ValueError(f"audit field {key!r} would leak a secret")
             if value is not None:
                 record[key] = value if isinstance(value, bool | int | float) else clean(value)
-        logger.info("%s", json.dumps(record, ensure_ascii=False, sort_keys=True))
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("%s", json.dumps(record, ensure_ascii=False))
         for observer in self._observers:
             observer(event, record)
 

@@ -40,8 +40,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from zxcvbn import frequency_lists, zxcvbn
-
 from sso.activation.settings import PolicySettings
 
 #: Characters given to zxcvbn, at most (see the module documentation).
@@ -107,6 +105,8 @@ def personal_parts(values: Iterable[str], min_length: int = 3) -> tuple[str, ...
 
 @functools.cache
 def _common() -> frozenset[str]:
+    from zxcvbn import frequency_lists  # ~12 MB: loaded when a password is first checked, not at start
+
     words = {fold(word) for word in frequency_lists.FREQUENCY_LISTS["passwords"]}
     text = resources.files("sso.activation").joinpath("data/common-fr.txt").read_text("utf-8")
     for line in text.splitlines():
@@ -143,6 +143,8 @@ def _score(password: str, parts: Sequence[str]) -> int:
     if not sample:
         return 0
     with _ZXCVBN_LOCK:
+        from zxcvbn import zxcvbn
+
         return int(zxcvbn(sample, user_inputs=list(parts), max_length=ZXCVBN_MAX)["score"])
 
 

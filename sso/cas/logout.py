@@ -20,8 +20,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
-import requests
-
 from sso.cas.responses import iso_time
 from sso.services import ServiceRegistry
 from sso.tickets.ids import redact
@@ -70,6 +68,8 @@ def post_logout_request(timeout: float) -> Post:
     """A :data:`Post` over requests: form-encoded, ``timeout`` seconds, redirects not followed."""
 
     def post(url: str, form: dict[str, str]) -> None:
+        import requests  # imported on first use: ~5 MB a worker that many nodes never need
+
         with requests.post(url, data=form, timeout=timeout, allow_redirects=False, stream=True):
             pass
 

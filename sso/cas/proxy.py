@@ -14,9 +14,8 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import requests
 
 from sso.cas.errors import CasError, Code
 from sso.cas.params import ProxyRequest
@@ -25,6 +24,9 @@ from sso.services import Service, ServiceRegistry, parse_safe_url
 from sso.tickets.ids import new_id, well_formed
 from sso.tickets.model import Kind, Lifetimes, ServiceTicket
 from sso.tickets.registry import RegistryUnavailable, TicketRegistry
+
+if TYPE_CHECKING:
+    import requests
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,8 @@ def deliver_pgt_http(
     (its own parameters are kept), TLS verified, redirects not followed; ``True`` on 200 only
     (CAS 3.0 §2.5.4 steps 2–3). Network errors are ``False``, never raised.
     """
+    import requests  # imported on first use: ~5 MB a worker that most deployments never need
+
     parts = urlsplit(url)
     if parts.scheme != "https" and not (allow_http and parts.scheme == "http"):
         return False

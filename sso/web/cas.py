@@ -24,7 +24,7 @@ from sso.tickets.registry import RegistryUnavailable
 from sso.web.forms import LoginForm
 from sso.web.pages import message_page
 from sso.web.runtime import runtime
-from sso.web.security import client_address, throttle_failed_logins
+from sso.web.security import client_address, limiter, throttle_failed_logins
 from sso.web.session import clear_tgc, current_tgt, set_tgc
 
 bp = Blueprint("cas", __name__)
@@ -55,7 +55,7 @@ def login() -> Response:
     decision = cas_login.decide(
         req, current_tgt(), rt.services, rt.tickets, rt.settings.tickets.lifetimes, rt.clock()
     )
-    return _render_decision(decision, LoginForm())
+    return _render_decision(decision)
 
 
 @bp.post("/login")
@@ -159,7 +159,7 @@ def _open_session(attempt: Attempt, req: params.LoginRequest) -> Response:
     elif isinstance(decision, cas_login.ShowSignedIn):
         response = redirect(url_for("cas.login"), 303)
     else:
-        response = _render_decision(decision, LoginForm())
+        response = _render_decision(decision)
     set_tgc(response, tgt)
     return response
 
@@ -176,11 +176,12 @@ def _expiry_warning(attempt: Attempt, req: params.LoginRequest) -> Response:
     return make_response(page)
 
 
-def _render_decision(decision: object, form: LoginForm) -> Response:
+def _render_decision(decision: object, form: LoginForm | None = None) -> Response:
+    """The answer to a login decision; the form (and its CSRF token) is only made when shown."""
     rt = runtime()
     match decision:
         case cas_login.ShowForm(service=service, request=req):
-            return _login_page(form, service, req)
+            return _login_page(form or LoginForm(), service, req)
         case cas_login.Redirect(url=url):
             return redirect(url, 302)
         case cas_login.IssueTicket(ticket=ticket, url=url, method=method):
@@ -321,36 +322,42 @@ def _validate(kind: str, version: int, allow_proxy: bool) -> Response:
 
 
 @bp.get("/validate")
+@limiter.exempt
 def validate_v1() -> Response:
     """CAS 1.0 validation (CAS 3.0 §2.4): plain text, service tickets only."""
     return _validate("validate", 1, allow_proxy=False)
 
 
 @bp.get("/serviceValidate")
+@limiter.exempt
 def service_validate() -> Response:
     """CAS 2.0 service ticket validation (CAS 3.0 §2.5)."""
     return _validate("serviceValidate", 2, allow_proxy=False)
 
 
 @bp.get("/proxyValidate")
+@limiter.exempt
 def proxy_validate() -> Response:
     """CAS 2.0 service and proxy ticket validation (CAS 3.0 §2.6)."""
     return _validate("proxyValidate", 2, allow_proxy=True)
 
 
 @bp.get("/p3/serviceValidate")
+@limiter.exempt
 def p3_service_validate() -> Response:
     """CAS 3.0 service ticket validation with attributes (CAS 3.0 §2.8)."""
     return _validate("p3/serviceValidate", 3, allow_proxy=False)
 
 
 @bp.get("/p3/proxyValidate")
+@limiter.exempt
 def p3_proxy_validate() -> Response:
     """CAS 3.0 service and proxy ticket validation with attributes (CAS 3.0 §2.9)."""
     return _validate("p3/proxyValidate", 3, allow_proxy=True)
 
 
 @bp.get("/proxy")
+@limiter.exempt
 def proxy_ticket() -> Response:
     """Proxy ticket granting (CAS 3.0 §2.7)."""
     rt = runtime()
@@ -377,6 +384,7 @@ def proxy_ticket() -> Response:
 
 
 @bp.post("/samlValidate")
+@limiter.exempt
 def saml_validate() -> Response:
     """SAML 1.1 validation (CAS 3.0 §4.2): ``TARGET`` names the service, the body holds the ticket."""
     rt = runtime()
