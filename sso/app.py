@@ -23,7 +23,7 @@ from sso.mailqueue import MailQueue
 from sso.resources import static_dir
 from sso.services import ServiceRegistry
 from sso.tickets.registry import TicketRegistry, open_registry
-from sso.web import account, cas, demo, errors, i18n, mail, ops, security, theme
+from sso.web import account, cas, demo, errors, i18n, mail, ops, security, theme, validation
 from sso.web.runtime import Runtime
 
 
@@ -54,6 +54,7 @@ def create_app(
     mail.init_app(app)
     errors.init_app(app)
     app.register_blueprint(cas.bp)
+    app.register_blueprint(validation.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(ops.bp)
     demo.init_app(app)
