@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.appconfig import write_config
+from tests.support.appconfig import merge, write_config
 from tests.support.servers import Gunicorn, RecordingService, SmtpSink, free_port
 
 pytestmark = pytest.mark.integration
@@ -63,6 +65,35 @@ def ldap_config(slapd, recorder: RecordingService, smtp: SmtpSink, port: int, pr
 
 def start_sso(tmp: Path, overrides: dict, port: int) -> Gunicorn:
     return Gunicorn(write_config(tmp, overrides), port).start()
+
+
+@dataclass
+class Stack:
+    """The SSO under gunicorn on a slapd, with its own recording service and SMTP sink."""
+
+    sso: Gunicorn
+    recorder: RecordingService
+    smtp: SmtpSink
+
+
+@contextmanager
+def sso_stack(
+    folder: Path, slapd, changes: dict | None = None, recorder_port: int | None = None
+) -> Iterator[Stack]:
+    """Start a recording service, an SMTP sink and the SSO (configured by :func:`ldap_config`, then
+    ``changes`` merged in); stop them all afterwards."""
+    recorder, smtp = RecordingService(port=recorder_port).start(), SmtpSink().start()
+    port = free_port()
+    server = None
+    try:
+        overrides = merge(ldap_config(slapd, recorder, smtp, port), changes or {})
+        server = start_sso(folder, overrides, port)
+        yield Stack(server, recorder, smtp)
+    finally:
+        if server is not None:
+            server.stop()
+        recorder.stop()
+        smtp.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,8 @@ import pytest
 import requests
 from cas import CASClientV3
 
-from tests.integration.conftest import Browser, ldap_config
-from tests.support.appconfig import write_config
-from tests.support.servers import Gunicorn, RecordingService, SmtpSink, free_port
+from tests.integration.conftest import Browser, sso_stack
+from tests.support.servers import Gunicorn, RecordingService, SmtpSink
 
 pytestmark = pytest.mark.integration
 
@@ -25,18 +24,8 @@ NEW_PASSWORD = "Tournesol-Bleu-47!"
 
 @pytest.fixture
 def stack(tmp_path, slapd_factory) -> Iterator[tuple[Gunicorn, SmtpSink, RecordingService]]:
-    slapd = slapd_factory()
-    recorder, smtp = RecordingService().start(), SmtpSink().start()
-    port = free_port()
-    overrides = ldap_config(slapd, recorder, smtp, port)
-    overrides["mail"]["retry_delays"] = [0.5]
-    server = Gunicorn(write_config(tmp_path, overrides), port).start()
-    try:
-        yield server, smtp, recorder
-    finally:
-        server.stop()
-        recorder.stop()
-        smtp.stop()
+    with sso_stack(tmp_path, slapd_factory(), {"mail": {"retry_delays": [0.5]}}) as running:
+        yield running.sso, running.smtp, running.recorder
 
 
 def ask_link(browser: Browser, identifier: str) -> requests.Response:

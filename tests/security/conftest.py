@@ -11,9 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import Browser, ldap_config
-from tests.support.appconfig import write_config
-from tests.support.servers import Gunicorn, RecordingService, SmtpSink, free_port
+from tests.integration.conftest import Browser, sso_stack
+from tests.support.servers import Gunicorn, free_port
 from tests.support.slapd import Slapd, require_slapd
 
 pytestmark = pytest.mark.integration
@@ -50,21 +49,16 @@ def attacked(tmp_path_factory) -> Iterator[tuple[Gunicorn, Slapd]]:
     require_slapd()
     folder = tmp_path_factory.mktemp("attacked")
     slapd = Slapd(folder / "slapd").setup().start()
-    recorder = RecordingService(port=RECORDER_PORT).start()
-    smtp = SmtpSink().start()
-    port = free_port()
-    overrides = ldap_config(slapd, recorder, smtp, port)
-    # production defaults: https-only, public-only proxy callbacks
-    overrides["cas"] = {"allow_http_proxy_callback": False, "allow_private_proxy_callback": False}
-    # Every request of the suite comes from 127.0.0.1: per-address throttling is tested on its own.
-    overrides["security"] = {"login_per_address": "10000 per minute", "link_per_address": "10000 per minute"}
-    server = Gunicorn(write_config(folder, overrides), port).start()
+    changes = {
+        # production defaults: https-only, public-only proxy callbacks
+        "cas": {"allow_http_proxy_callback": False, "allow_private_proxy_callback": False},
+        # Every request of the suite comes from 127.0.0.1: per-address throttling is tested on its own.
+        "security": {"login_per_address": "10000 per minute", "link_per_address": "10000 per minute"},
+    }
     try:
-        yield server, slapd
+        with sso_stack(folder, slapd, changes, recorder_port=RECORDER_PORT) as stack:
+            yield stack.sso, slapd
     finally:
-        server.stop()
-        recorder.stop()
-        smtp.stop()
         slapd.cleanup()
 
 

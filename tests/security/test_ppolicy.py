@@ -13,9 +13,8 @@ import pytest
 from ldap3 import MODIFY_REPLACE
 
 from ldapdir.passwords import hash_password
-from tests.integration.conftest import Browser, ldap_config
-from tests.support.appconfig import write_config
-from tests.support.servers import Gunicorn, RecordingService, SmtpSink, free_port
+from tests.integration.conftest import Browser, sso_stack
+from tests.support.servers import Gunicorn
 from tests.support.slapd import Slapd, require_slapd
 
 pytestmark = pytest.mark.integration
@@ -56,20 +55,13 @@ def policy_server(tmp_path_factory) -> Iterator[tuple[Gunicorn, Slapd]]:
         .setup()
         .start()
     )
-    recorder, smtp = RecordingService().start(), SmtpSink().start()
-    port = free_port()
-    overrides = ldap_config(slapd, recorder, smtp, port)
-    overrides["security"] = {
-        "login_per_identifier": "1000 per minute",
-        "login_per_address": "1000 per minute",
+    changes = {
+        "security": {"login_per_identifier": "1000 per minute", "login_per_address": "1000 per minute"}
     }
-    server = Gunicorn(write_config(folder, overrides), port).start()
     try:
-        yield server, slapd
+        with sso_stack(folder, slapd, changes) as stack:
+            yield stack.sso, slapd
     finally:
-        server.stop()
-        recorder.stop()
-        smtp.stop()
         slapd.cleanup()
 
 

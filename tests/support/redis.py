@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 import redis
 
 from tests.support.ports import LOOPBACK, accepts_connections, free_port
+from tests.support.process import ServerProcess
 
 #: Environment variable that turns "skip, redis-server missing" into a failure (CI).
 REQUIRE_ENV = "SSO_REQUIRE_SERVERS"
@@ -39,7 +39,7 @@ class RedisError(RuntimeError):
     """redis-server did not start; carries its log's tail."""
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """One private redis-server. ``start()``/``stop()``/``kill()``/``freeze()`` freely.
 
     :param workdir: a folder owned by this instance (created if missing).
@@ -61,11 +61,6 @@ class RedisServer:
     def url(self) -> str:
         """``redis://127.0.0.1:PORT`` (database 0; append ``/N`` for another)."""
         return f"redis://{LOOPBACK}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        """Whether the process is alive."""
-        return self.process is not None and self.process.poll() is None
 
     def start(self) -> RedisServer:
         """Start (again, on the same port once started) and wait for ``PING``.
@@ -136,56 +131,5 @@ class RedisServer:
         """A client for the tests' own look (close it, or use it in ``with``)."""
         return redis.Redis(host=LOOPBACK, port=self.port, db=db, socket_timeout=5, socket_connect_timeout=5)
 
-    def freeze(self) -> None:
-        """Suspend (SIGSTOP): connections are accepted by the kernel but never answered."""
-        if self.running and self.process is not None:
-            self.process.send_signal(signal.SIGSTOP)
-            self._frozen = True
-
-    def thaw(self) -> None:
-        """Resume a frozen server (SIGCONT)."""
-        if self.process is not None and self._frozen:
-            self.process.send_signal(signal.SIGCONT)
-            self._frozen = False
-
-    def kill(self) -> None:
-        """Kill at once (SIGKILL), as a crash would: every key is lost."""
-        if self.process is None:
-            return
-        self.thaw()
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self.process = None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop cleanly (SIGTERM), killing it if it does not exit in time."""
-        if self.process is None:
-            return
-        self.thaw()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def log_tail(self, size: int = 2000) -> str:
-        """The end of the server's output."""
-        try:
-            return self._log.read_text(encoding="utf-8", errors="replace")[-size:]
-        except FileNotFoundError:
-            return ""
-
-    def cleanup(self) -> None:
-        """Stop and remove the folder."""
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
     def __enter__(self) -> RedisServer:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()

@@ -16,7 +16,6 @@ import hashlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from ldap3 import NONE, Connection, Server
 
 from ldapdir.settings import DirectorySettings
 from tests.support.ports import LOOPBACK, accepts_connections, free_port
+from tests.support.process import ServerProcess
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -82,7 +82,7 @@ class SlapdError(RuntimeError):
     """slapd could not be set up or did not start; carries its log's tail."""
 
 
-class Slapd:
+class Slapd(ServerProcess):
     """One private slapd. ``setup()`` once, then ``start()``/``stop()``/``kill()`` freely.
 
     :param workdir: an empty folder owned by this instance.
@@ -145,11 +145,6 @@ class Slapd:
     def ca_file(self) -> Path:
         """The PEM file of the CA that signed the server's certificate."""
         return self.workdir / "tls" / "ca.pem"
-
-    @property
-    def running(self) -> bool:
-        """Whether the slapd process is alive."""
-        return self.process is not None and self.process.poll() is None
 
     # -- building ------------------------------------------------------------------------------
 
@@ -342,55 +337,6 @@ olcAccess: {{0}}to * by dn.exact="{self.root_dn}" read by * none
         finally:
             connection.unbind()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop slapd cleanly (SIGTERM), killing it if it does not exit in time."""
-        if self.process is None:
-            return
-        self.thaw()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def freeze(self) -> None:
-        """Suspend slapd (SIGSTOP): it still accepts TCP connections (the kernel
-        queues them) but never answers, like a hung server."""
-        if self.running and self.process is not None:
-            self.process.send_signal(signal.SIGSTOP)
-            self._frozen = True
-
-    def thaw(self) -> None:
-        """Resume a frozen slapd (SIGCONT)."""
-        if self.process is not None and self._frozen:
-            self.process.send_signal(signal.SIGCONT)
-            self._frozen = False
-
-    def kill(self) -> None:
-        """Kill slapd at once (SIGKILL), as a crash would."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self.process = None
-        self._frozen = False
-
-    def log_tail(self, size: int = 2000) -> str:
-        """The end of slapd's output."""
-        try:
-            return self._log.read_text(encoding="utf-8", errors="replace")[-size:]
-        except FileNotFoundError:
-            return ""
-
-    def cleanup(self) -> None:
-        """Stop and remove the folder."""
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
     # -- tests' own access ---------------------------------------------------------------------
 
     def root_connection(self) -> Connection:
@@ -417,6 +363,3 @@ olcAccess: {{0}}to * by dn.exact="{self.root_dn}" read by * none
 
     def __enter__(self) -> Slapd:
         return self.setup().start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
