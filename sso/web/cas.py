@@ -154,15 +154,15 @@ def _open_session(attempt: Attempt, req: params.LoginRequest) -> Response:
         _end_session(previous.id)
     tgt = cas_login.new_session(account.user, account.attributes, rt.settings.tickets.lifetimes, now)
     rt.tickets.add(tgt)
-    decision = cas_login.after_authentication(
-        req, tgt, rt.services, rt.tickets, rt.settings.tickets.lifetimes, now
-    )
     if attempt.expires_in is not None:
-        response = _expiry_warning(attempt, req)
-    elif isinstance(decision, cas_login.ShowSignedIn):
-        response = redirect(url_for("cas.login"), 303)
+        response = _expiry_warning(attempt, req)  # no ticket yet: it would expire while they read
     else:
-        response = _render_decision(decision)
+        lifetimes = rt.settings.tickets.lifetimes
+        decision = cas_login.after_authentication(req, tgt, rt.services, rt.tickets, lifetimes, now)
+        if isinstance(decision, cas_login.ShowSignedIn):
+            response = redirect(url_for("cas.login"), 303)
+        else:
+            response = _render_decision(decision)
     set_tgc(response, tgt)
     return response
 
