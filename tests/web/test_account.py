@@ -193,3 +193,19 @@ def test_demo_outbox_shows_the_message_and_its_link(client, rt):
     rt.activation.drain()
     page = client.get("/demo/outbox").get_data(as_text=True)
     assert "lea.petit@perso.example" in page and 'href="http://127.0.0.1:8000/compte/lien?t=' in page
+
+
+@pytest.mark.parametrize("reason", ["expired", "locked"])
+def test_link_of_an_account_closed_since_gets_its_own_page(client, rt, reason):
+    ask_link(client, "lea.petit@etu.univ-demo.fr")
+    link = link_in(delivered(rt)[0])
+    account = rt.directory.find("lea.petit@etu.univ-demo.fr")
+    change = {
+        "expired": {"schacExpiryDate": ["20200101000000Z"]},
+        "locked": {"pwdAccountLockedTime": ["000001010000Z"]},
+    }
+    rt.directory.update(account, change[reason])
+    response = client.get(local(link))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "ne peut plus être activé" in html
+    assert "Demander un nouveau lien" not in html  # a new link would not help
