@@ -209,3 +209,43 @@ def test_link_of_an_account_closed_since_gets_its_own_page(client, rt, reason):
     html = response.get_data(as_text=True)
     assert response.status_code == 400 and "ne peut plus être activé" in html
     assert "Demander un nouveau lien" not in html  # a new link would not help
+
+
+CHARTER_AND_CONSENT = {
+    # read back what activation writes (the attributes an account carries are the released ones)
+    "directory": {
+        "release_attributes": ["uid", "mail", "cn", "displayName", "givenName", "sn", "title", "description"]
+    },
+    "activation": {
+        "charter_url": "https://infoservices.univ-demo.fr/charte",
+        "charter_version": "2026",
+        "charter_attribute": "description",
+        "consent_attribute": "title",
+        "consent_value": "annuaire-public",
+    },
+}
+
+
+@pytest.mark.parametrize("config_overrides", [CHARTER_AND_CONSENT])
+def test_charter_and_consent_steps_on_first_activation(client, rt, config_overrides):
+    ask_link(client, "lea.petit@etu.univ-demo.fr")
+    link = link_in(delivered(rt)[0])
+    page = client.get(local(link)).get_data(as_text=True)
+    assert "charte informatique" in page and 'href="https://infoservices.univ-demo.fr/charte"' in page
+    assert "annuaire public" in page
+    refused = choose_password(client, link)
+    assert refused.status_code == 400 and "accepter la charte" in refused.get_data(as_text=True)
+    done = choose_password(client, link, charter="y", consent="y")
+    assert done.status_code == 200
+    account = rt.directory.find("lea.petit@etu.univ-demo.fr")
+    assert account.first("title") == "annuaire-public"
+    assert account.first("description").startswith("2026;")  # charter version;date
+
+
+@pytest.mark.parametrize("config_overrides", [CHARTER_AND_CONSENT])
+def test_no_charter_step_on_a_reset(client, rt, config_overrides):
+    ask_link(client, "jean.dupont@univ-demo.fr", purpose="reset")
+    link = link_in(delivered(rt)[0])
+    page = client.get(local(link)).get_data(as_text=True)
+    assert "charte informatique" not in page
+    assert choose_password(client, link).status_code == 200
