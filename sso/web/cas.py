@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
-from flask_babel import format_date, ngettext
+from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
 
 from ldapdir import Account, AccountState, Authentication, PasswordCheck
@@ -210,9 +210,24 @@ def _render_decision(decision: object, form: LoginForm | None = None) -> Respons
     raise TypeError(f"unexpected login decision {decision!r}")
 
 
+#: Stands for the CSRF token in a cached sign-in page.
+_TOKEN_MARK = "__sso_csrf_token_8f3b__"
+
+
 def _login_page(form, service, req, status: int = 200, error: str | None = None) -> Response:  # type: ignore[no-untyped-def]
-    body = render_template("login.html", form=form, service=service, login_request=req, error=error)
-    return make_response(body, status)
+    """The sign-in page. The blank form (no error, nothing typed) is the same for everyone but its
+    CSRF token: it is rendered once per language and URL and the token put in on the way out."""
+    if error is not None or status != 200 or form.errors or form.username.data:
+        body = render_template("login.html", form=form, service=service, login_request=req, error=error)
+        return make_response(body, status)
+    token = form.csrf_token.current_token
+    key = (str(get_locale()), request.full_path)
+    cached = runtime().form_pages.get(key)
+    if cached is None:
+        body = render_template("login.html", form=form, service=service, login_request=req, error=None)
+        runtime().form_pages.put(key, body.replace(token, _TOKEN_MARK))
+        return make_response(body)
+    return make_response(cached.replace(_TOKEN_MARK, token))
 
 
 def throttled_login_page(reset_at: float) -> Response:

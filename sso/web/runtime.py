@@ -6,7 +6,7 @@ import ipaddress
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from flask import Flask, current_app
@@ -20,6 +20,7 @@ from sso.config import Settings
 from sso.mailqueue import MailQueue
 from sso.services import ServiceRegistry
 from sso.tickets.registry import TicketRegistry
+from sso.web.pages import PageCache
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Runtime:
     deliver_pgt: Callable[[str, str, str], bool]
     #: POSIX time source; tests replace it.
     clock: Callable[[], float] = time.time
+    #: Rendered blank sign-in forms (see :func:`sso.web.cas._login_page`).
+    form_pages: PageCache = field(default_factory=PageCache)
 
     @cached_property
     def exempt_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.web.conftest import sign_in
+from tests.web.conftest import csrf_token, sign_in
 
 PORTAL = "http://127.0.0.1:8001/"
 MOODLE = "https://moodle.univ-demo.fr/course/view.php?id=3"
@@ -221,3 +221,35 @@ def test_exempt_networks_skip_the_address_limit_only(client, config_overrides):
     for _ in range(5):
         sign_in(client, STUDENT[0], "wrong")
     assert sign_in(client, *STUDENT).status_code == 429  # the per-identifier limit still holds
+
+
+def test_cached_sign_in_form_carries_each_visitors_own_token(app):
+    first, second = app.test_client(), app.test_client()
+    page_a = first.get(f"/login?service={PORTAL}").get_data(as_text=True)
+    page_b = second.get(f"/login?service={PORTAL}").get_data(as_text=True)  # from the cache
+    token_a, token_b = csrf_token(page_a), csrf_token(page_b)
+    assert token_a != token_b and "__sso_csrf" not in page_b
+    assert page_a.replace(token_a, "T") == page_b.replace(token_b, "T")
+    for client, token in ((first, token_a), (second, token_b)):
+        response = client.post(
+            f"/login?service={PORTAL}",
+            data={"username": STUDENT[0], "password": STUDENT[1], "csrf_token": token},
+        )
+        assert ticket_of(response).startswith("ST-")
+
+
+def test_cached_sign_in_form_follows_language_and_service(client):
+    french = client.get(f"/login?service={MOODLE}").get_data(as_text=True)
+    english = client.get(f"/login?service={MOODLE}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    other = client.get(f"/login?service={PORTAL}").get_data(as_text=True)
+    assert '<html lang="fr">' in french and '<html lang="en">' in english
+    assert "Cours en ligne" in french and "Portail ENT" in other
+
+
+def test_page_cache_is_bounded():
+    from sso.web.pages import PageCache
+
+    cache = PageCache(size=2)
+    for key in "abc":
+        cache.put(key, key.upper())
+    assert cache.get("a") is None and cache.get("b") == "B" and cache.get("c") == "C"
