@@ -300,6 +300,59 @@ class ServiceConnection:
                 self._current = None
 
 
+class ServicePool:
+    """A few :class:`ServiceConnection` s, opened as needed, each running one operation at a time;
+    the most recently used is reused first, so a quiet process keeps a single connection."""
+
+    def __init__(
+        self, servers: ServerList, settings: DirectorySettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._servers, self._settings, self._clock = servers, settings, clock
+        self._members: list[ServiceConnection] = []
+        self._idle: list[ServiceConnection] = []
+        self._available = threading.Condition()
+
+    @property
+    def opened(self) -> int:
+        """How many connections were opened, over all members (for tests and metrics)."""
+        return sum(member.opened for member in self._members)
+
+    @property
+    def connection(self) -> Connection | None:
+        """The connection of the member used last, if open (for tests)."""
+        with self._available:
+            member = self._idle[-1] if self._idle else (self._members[0] if self._members else None)
+        return member.connection if member is not None else None
+
+    def _take(self) -> ServiceConnection:
+        wait = self._settings.connect_timeout + self._settings.receive_timeout
+        with self._available:
+            if not self._idle and len(self._members) < self._settings.service_pool_size:
+                member = ServiceConnection(self._servers, self._settings, self._clock)
+                self._members.append(member)
+                return member
+            if not self._available.wait_for(lambda: bool(self._idle), timeout=wait):
+                raise DirectoryUnavailable("all LDAP service connections stayed busy")
+            return self._idle.pop()
+
+    def run(self, operation: Callable[[Connection], T]) -> T:
+        """:meth:`ServiceConnection.run` on a free member."""
+        member = self._take()
+        try:
+            return member.run(operation)
+        finally:
+            with self._available:
+                self._idle.append(member)
+                self._available.notify()
+
+    def close(self) -> None:
+        """Unbind every member's connection."""
+        with self._available:
+            members = list(self._members)
+        for member in members:
+            member.close()
+
+
 class BindPool:
     """Connections for binding as users, reused (a rebind, not a new TCP
     connection, per login), at most ``bind_pool_size`` of them.

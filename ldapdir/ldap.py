@@ -13,7 +13,7 @@ from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE, Connection
 from ldap3.core.exceptions import LDAPInvalidFilterError
 
 from ldapdir import ppolicy
-from ldapdir.connections import BindPool, ServerDown, ServerList, ServiceConnection, check_answer
+from ldapdir.connections import BindPool, ServerDown, ServerList, ServicePool, check_answer
 from ldapdir.entry import Entry, Scope, clock, requested_attributes, to_account
 from ldapdir.errors import AccountNotFound, DirectoryUnavailable, PasswordRejected
 from ldapdir.model import Account, Authentication, PasswordCheck
@@ -44,7 +44,7 @@ class LdapDirectory(EntryReader):
         self.settings = settings
         self._servers = ServerList(settings, clock)
         #: The service connection (exposed for tests: it must be reused).
-        self.service = ServiceConnection(self._servers, settings, clock)
+        self.service = ServicePool(self._servers, settings, clock)
         #: The user-bind pool (exposed for tests).
         self.binds = BindPool(self._servers, settings, clock)
         self._attributes = requested_attributes(settings)

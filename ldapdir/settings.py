@@ -56,6 +56,9 @@ class DirectorySettings:
     receive_timeout: float = 5.0
     #: Connections kept open for user binds (per process).
     bind_pool_size: int = 4
+    #: Connections bound as the service account (per process), used one operation at a time each:
+    #: searches of concurrent sign-ins do not wait for each other.
+    service_pool_size: int = 4
     #: Write passwords with the Password Modify extended operation (RFC 3062);
     #: when false, a salted-hash replace of ``userPassword``.
     use_password_modify: bool = True
@@ -125,6 +128,8 @@ class DirectorySettings:
             raise ValueError("connect_timeout, receive_timeout: must be positive (seconds)")
         if self.bind_pool_size < 1:
             raise ValueError("bind_pool_size: must be at least 1")
+        if not 1 <= self.service_pool_size <= 64:
+            raise ValueError("service_pool_size: give 1 to 64")
         if self.max_idle < 0:
             raise ValueError("max_idle: must be zero (always reuse) or positive (seconds)")
         if self.server_retry_after < 0:

@@ -279,3 +279,29 @@ def test_idle_connections_are_replaced_not_reused(server: Slapd) -> None:
         assert (directory.service.opened, directory.binds.opened) == (2, 2)
         assert directory.service.connection is not None
         assert directory.service.connection.server.port == server.port  # the server was not blamed
+
+
+def test_concurrent_searches_do_not_wait_for_each_other(directory: LdapDirectory) -> None:
+    # Two operations that can only finish together: on a single shared connection they would
+    # deadlock (the barrier times out); the service pool runs them side by side.
+    import threading
+
+    barrier = threading.Barrier(2, timeout=10)
+    errors: list[BaseException] = []
+
+    def operation(connection: object) -> None:
+        barrier.wait()
+
+    def run() -> None:
+        try:
+            directory.service.run(operation)
+        except BaseException as error:  # noqa: BLE001 - collected for the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    assert not errors
+    assert directory.service.opened == 2  # and sequential use keeps to one (test above)
