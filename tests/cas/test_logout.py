@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
 import cas as python_cas
@@ -14,6 +14,7 @@ import pytest
 from sso.cas.logout import LogoutDispatcher, logout_request, post_logout_request, slo_targets
 from sso.tickets.model import SessionService
 from tests.cas.conftest import MAIL_URL, MOODLE_URL, NOW, PORTAIL_URL
+from tests.support.servers import serve
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -173,15 +174,8 @@ class _Slo(BaseHTTPRequestHandler):
 @pytest.fixture
 def slo_server() -> Iterator[str]:
     _Slo.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Slo)
-    thread = threading.Thread(target=server.serve_forever)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(_Slo) as url:
+        yield url
 
 
 def test_default_post_over_real_http(slo_server: str) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -25,6 +24,7 @@ from sso.tickets.ids import new_id
 from sso.tickets.model import Kind, ProxyGrantingTicket
 from sso.tickets.registry import RegistryUnavailable
 from tests.cas.conftest import MOODLE_URL, NOW, PGT_URL
+from tests.support.servers import serve
 
 
 @pytest.fixture
@@ -294,15 +294,8 @@ class _Callback(BaseHTTPRequestHandler):
 @pytest.fixture
 def callback_server() -> Iterator[str]:
     _Callback.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Callback)
-    thread = threading.Thread(target=server.serve_forever)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(_Callback) as url:
+        yield url
 
 
 def test_delivery_over_real_http(callback_server: str) -> None:

@@ -11,41 +11,11 @@ import pytest
 
 from sso.cas import responses
 from sso.cas.errors import CasError, Code
-from sso.cas.validation import Success
-from sso.services import ServiceRegistry, ServiceSettings
-from sso.tickets.model import ServiceTicket
-from tests.cas.conftest import NOW
+from tests.cas.builders import make_success
 
 NS = {"cas": responses.CAS_NS}
-SERVICE = ServiceRegistry([ServiceSettings(id="s", name="S", url_pattern=r"https://s\.example\.org/.*")]).get(
-    "s"
-)
 HOSTILE = "<b>\"&'</b> ]]> \x00\x07\x1b\ud800\ufffe é ☃ 𝄞 \u202e"
 CLEANED = "<b>\"&'</b> ]]>  é ☃ 𝄞 \u202e"
-
-
-def make_success(**kw) -> Success:  # type: ignore[no-untyped-def]
-    ticket = ServiceTicket(
-        id="ST-abc",
-        service="https://s.example.org/app",
-        service_id="s",
-        user="ada",
-        attributes={},
-        tgt_id="TGT-x",
-        primary=True,
-        expires=NOW,
-    )
-    values = {
-        "user": "ada",
-        "attributes": {"mail": ("ada@univ-demo.fr",), "eduPersonAffiliation": ("student", "member")},
-        "pgt_iou": None,
-        "proxies": (),
-        "service": SERVICE,
-        "primary": True,
-        "auth_time": 1_700_000_000.0,
-        "ticket": ticket,
-    } | kw
-    return Success(**values)
 
 
 def parse(body: bytes) -> ET.Element:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from functools import partial
 
 import cas as python_cas
 import pytest
 
 from sso.cas.errors import CasError, Code
 from sso.cas.saml import SAML_NS, SAMLP_NS, parse_saml_request, saml_failure, saml_success
-from sso.cas.validation import Success
-from sso.services import ServiceRegistry, ServiceSettings
-from sso.tickets.model import ServiceTicket
+from tests.cas.builders import SERVICE_URL, make_success
 
 NOW = 1_700_000_000.0
-SERVICE_URL = "https://s.example.org/app"
-SERVICE = ServiceRegistry([ServiceSettings(id="s", name="S", url_pattern=r"https://s\.example\.org/.*")]).get(
-    "s"
-)
 
 REQUEST = b"""<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">
 <SOAP-ENV:Header/><SOAP-ENV:Body>
@@ -102,28 +97,7 @@ def test_hostile_bodies(body: bytes) -> None:
     assert info.value.code is Code.INVALID_REQUEST
 
 
-def make_success(**kw) -> Success:  # type: ignore[no-untyped-def]
-    ticket = ServiceTicket(
-        id="ST-abc",
-        service=SERVICE_URL,
-        service_id="s",
-        user="ada",
-        attributes={},
-        tgt_id="TGT-x",
-        primary=True,
-        expires=NOW,
-    )
-    values = {
-        "user": "ada",
-        "attributes": {"mail": ("ada@univ-demo.fr",), "eduPersonAffiliation": ("student", "member")},
-        "pgt_iou": None,
-        "proxies": (),
-        "service": SERVICE,
-        "primary": True,
-        "auth_time": NOW - 60,
-        "ticket": ticket,
-    } | kw
-    return Success(**values)
+make_success = partial(make_success, auth_time=NOW - 60)
 
 
 class _Page:
