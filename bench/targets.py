@@ -104,15 +104,20 @@ class Ceiling(Target):
         self.slapd = slapd
         self.store_url = redis.url.replace("/0", "/1") if redis else f"sqlite:///{folder / 'tickets.db'}"
 
-    def _gunicorn(self) -> Gunicorn:
-        env = {
+    def environment(self) -> dict[str, str]:
+        """What :func:`bench.ceiling.create_app` reads."""
+        return {
             "CEILING_LDAP_URL": self.slapd.url,
             "CEILING_BIND_DN": Slapd.service_dn,
             "CEILING_BIND_PASSWORD": Slapd.service_pw,
             "CEILING_PEOPLE_BASE": PEOPLE_BASE,
             "CEILING_STORE": self.store_url,
         }
-        return Gunicorn("bench.ceiling:create_app()", log=self.folder / "gunicorn.log", env=env)
+
+    def _gunicorn(self) -> Gunicorn:
+        return Gunicorn(
+            "bench.ceiling:create_app()", log=self.folder / "gunicorn.log", env=self.environment()
+        )
 
     def issue(self, count: int, picker: Picker, lifetime: float) -> Tickets:
         from bench.ceiling import open_store

@@ -147,9 +147,10 @@ class MeteredRegistry:
         with self._measure(operation):
             return call()
 
-    def add(self, ticket: Ticket) -> None:
-        self._call("add", lambda: self.inner.add(ticket))
-        TICKETS_ISSUED.labels(ticket.kind.value).inc()
+    def add(self, *tickets: Ticket) -> None:
+        self._call("add", lambda: self.inner.add(*tickets))
+        for ticket in tickets:
+            TICKETS_ISSUED.labels(ticket.kind.value).inc()
 
     def take(self, ticket_id: str, now: float) -> ServiceTicket | None:
         return self._call("take", lambda: self.inner.take(ticket_id, now))

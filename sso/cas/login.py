@@ -2,7 +2,7 @@
 
 :func:`decide` looks at the request and the session (if any) and returns one decision; the view
 renders or redirects. :func:`after_authentication` is the same once a password was checked and a
-new session stored. Rules:
+new session made. Rules:
 
 - an unknown or refused ``service`` is never redirected to: :class:`UnknownService`;
 - ``renew`` asks for credentials even with a session, and wins over ``gateway`` (§2.1.1 recommends
@@ -132,6 +132,7 @@ def _issue(
     tickets: TicketRegistry,
     lifetimes: Lifetimes,
     now: float,
+    store_session: bool = False,
 ) -> IssueTicket:
     service_url = request.service or ""
     ticket = ServiceTicket(
@@ -144,7 +145,10 @@ def _issue(
         primary=primary,
         expires=now + lifetimes.service_ticket,
     )
-    tickets.add(ticket)
+    if store_session:
+        tickets.add(tgt, ticket)  # the new session and its first ticket: one transaction
+    else:
+        tickets.add(ticket)
     url = service_url_with_ticket(service_url, ticket.id) if request.method == "GET" else service_url
     return IssueTicket(ticket=ticket, url=url, method=request.method, service=service)
 
@@ -190,17 +194,30 @@ def after_authentication(
     tickets: TicketRegistry,
     lifetimes: Lifetimes,
     now: float,
+    *,
+    store_session: bool = False,
 ) -> IssueTicket | ShowSignedIn | UnknownService:
-    """What to do once the credentials were accepted and the new session ``tgt`` was stored.
+    """What to do once the credentials were accepted and the new session ``tgt`` was made.
 
     The ticket is marked as issued from primary credentials (it satisfies ``renew``).
     ``warn`` does not apply: the person just typed their password for this service.
 
+    :param store_session: ``tgt`` is not stored yet: store it here, with the ticket if one is
+        issued (one transaction instead of two). Otherwise the caller stored it.
     :raises RegistryUnavailable: the ticket store is down.
     """
-    if request.service is None:
-        return ShowSignedIn(tgt)
-    service = services.match(request.service)
-    if service is None:
-        return UnknownService(request.service)
-    return _issue(request, service, tgt, primary=True, tickets=tickets, lifetimes=lifetimes, now=now)
+    service = services.match(request.service) if request.service is not None else None
+    if request.service is None or service is None:
+        if store_session:
+            tickets.add(tgt)
+        return ShowSignedIn(tgt) if request.service is None else UnknownService(request.service)
+    return _issue(
+        request,
+        service,
+        tgt,
+        primary=True,
+        tickets=tickets,
+        lifetimes=lifetimes,
+        now=now,
+        store_session=store_session,
+    )

@@ -41,18 +41,22 @@ class MemoryRegistry:
     def _alive(self, tgt: GrantingTicket, now: float) -> bool:
         return now < tgt.expires and now < tgt.last_used + self._lifetimes.tgt_idle
 
-    def add(self, ticket: Ticket) -> None:
+    def add(self, *tickets: Ticket) -> None:
         with self._lock:
-            if isinstance(ticket, GrantingTicket):
-                self._tgts[ticket.id] = ticket
-            elif isinstance(ticket, ServiceTicket):
-                self._sts[ticket.id] = ticket
-                record = SessionService(ticket.service, ticket.service_id, ticket.id)
-                bound = ticket.expires + self._lifetimes.tgt_max
-                self._sessions.setdefault(ticket.tgt_id, []).append((record, bound))
-            else:
-                self._pgts[ticket.id] = ticket
-                self._session_pgts.setdefault(ticket.tgt_id, set()).add(ticket.id)
+            for ticket in tickets:
+                self._add(ticket)
+
+    def _add(self, ticket: Ticket) -> None:
+        if isinstance(ticket, GrantingTicket):
+            self._tgts[ticket.id] = ticket
+        elif isinstance(ticket, ServiceTicket):
+            self._sts[ticket.id] = ticket
+            record = SessionService(ticket.service, ticket.service_id, ticket.id)
+            bound = ticket.expires + self._lifetimes.tgt_max
+            self._sessions.setdefault(ticket.tgt_id, []).append((record, bound))
+        else:
+            self._pgts[ticket.id] = ticket
+            self._session_pgts.setdefault(ticket.tgt_id, set()).add(ticket.id)
 
     def take(self, ticket_id: str, now: float) -> ServiceTicket | None:
         with self._lock:

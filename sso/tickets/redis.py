@@ -235,11 +235,16 @@ class RedisRegistry:
 
     # The contract
 
-    def add(self, ticket: Ticket) -> None:
-        """See :meth:`TicketRegistry.add`.
+    def add(self, *tickets: Ticket) -> None:
+        """See :meth:`TicketRegistry.add`: one round trip per ticket (a session's hash, then each
+        ticket's script, which checks the session it names).
 
         :raises ValueError: an ST/PT/PGT with this id is already stored.
         """
+        for ticket in tickets:
+            self._add(ticket)
+
+    def _add(self, ticket: Ticket) -> None:
         if isinstance(ticket, GrantingTicket):
             self._add_tgt(ticket)
             return

@@ -26,9 +26,10 @@ class TicketRegistry(Protocol):
     Expired tickets are never returned. ``now`` is POSIX seconds.
     """
 
-    def add(self, ticket: Ticket) -> None:
-        """Store a ticket until its ``expires``. Adding an ST/PT also records its
-        service as a single-logout target of the ticket's session (``tgt_id``)."""
+    def add(self, *tickets: Ticket) -> None:
+        """Store tickets until their ``expires`` (a new session and its first service ticket
+        together: one transaction where the store has them). Adding an ST/PT also records its service as a
+        single-logout target of the ticket's session (``tgt_id``)."""
 
     def take(self, ticket_id: str, now: float) -> ServiceTicket | None:
         """Atomically fetch and delete a service/proxy ticket: of concurrent

@@ -1,6 +1,9 @@
 """SQLite ticket registry: shared by the worker processes of one machine, kept across restarts.
 
-- WAL journal (readers never wait for the writer) and a busy timeout (writers queue up).
+- WAL journal (readers never wait for the writer). Writers of this registry take turns at a
+  :class:`_WriteGate` before SQLite sees them (SQLite's own busy handler sleeps 1, 2, 5, 10… ms
+  between tries, long for transactions of tens of microseconds); other programs writing the file
+  meet SQLite's busy timeout.
 - One connection per thread and per process, opened on first use: a connection is never used by
   two threads, nor across a ``fork`` (gunicorn's workers each open their own).
 - Every statement on the hot path goes through a primary key or an index (``expires``,
@@ -14,6 +17,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -145,6 +149,56 @@ class _Holder:
         self.close()
 
 
+class _WriteGate:
+    """The writers of one database file take turns here: the threads of a process on a lock (each
+    woken as soon as it is free), the processes on an advisory ``flock`` of ``<database>-writer``
+    (tried every 50 µs to 1 ms). Waiting past ``timeout`` raises :class:`sqlite3.OperationalError`,
+    as SQLite's own busy timeout would."""
+
+    def __init__(self, database: Path, timeout: float) -> None:
+        self._path = database.with_name(database.name + "-writer")
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        if not self._lock.acquire(timeout=self._timeout):
+            raise sqlite3.OperationalError("waited too long for the other writers of this process")
+        try:
+            fd = self._file()
+            deadline, pause = time.monotonic() + self._timeout, 50e-6
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise sqlite3.OperationalError(
+                            "waited too long for the other writer processes"
+                        ) from None
+                    time.sleep(pause)
+                    pause = min(2 * pause, 0.001)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
 class SqliteRegistry:
     """A :class:`~sso.tickets.registry.TicketRegistry` in an SQLite file.
 
@@ -177,6 +231,7 @@ class SqliteRegistry:
         self._local = threading.local()
         self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._gate = _WriteGate(self._path, timeout)
         self._adds = 0
         self._closed = False
         with self._errors():
@@ -226,8 +281,14 @@ class SqliteRegistry:
             raise RegistryUnavailable(f"ticket database {self._path}: {exc}") from exc
 
     @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for one writing statement, once this writer's turn has come."""
+        with self._errors(), self._gate():
+            yield self._conn()
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._errors():
+        with self._errors(), self._gate():
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -242,55 +303,57 @@ class SqliteRegistry:
 
     # The contract
 
-    def add(self, ticket: Ticket) -> None:
-        if isinstance(ticket, GrantingTicket):
-            with self._errors():
-                self._conn().execute(
-                    SQL["add_tgt"],
-                    (
-                        ticket.id,
-                        ticket.user,
-                        _dump_attributes(ticket.attributes),
-                        ticket.created,
-                        ticket.last_used,
-                        ticket.expires,
-                    ),
-                )
-        elif isinstance(ticket, ServiceTicket):
-            with self._transaction() as conn:
-                conn.execute(
-                    SQL["add_st"],
-                    (
-                        ticket.id,
-                        ticket.service,
-                        ticket.service_id,
-                        ticket.user,
-                        _dump_attributes(ticket.attributes),
-                        ticket.tgt_id,
-                        int(ticket.primary),
-                        ticket.expires,
-                        json.dumps(list(ticket.proxies)),
-                    ),
-                )
-                bound = ticket.expires + self._lifetimes.tgt_max
-                conn.execute(
-                    SQL["add_logout"], (ticket.tgt_id, ticket.id, ticket.service, ticket.service_id, bound)
-                )
-        else:
-            with self._errors():
-                self._conn().execute(
-                    SQL["add_pgt"],
-                    (
-                        ticket.id,
-                        ticket.user,
-                        _dump_attributes(ticket.attributes),
-                        ticket.tgt_id,
-                        ticket.pgt_url,
-                        json.dumps(list(ticket.proxies)),
-                        ticket.expires,
-                    ),
-                )
+    def add(self, *tickets: Ticket) -> None:
+        with self._transaction() as conn:
+            for ticket in tickets:
+                self._insert(conn, ticket)
         self._purge_in_passing()
+
+    def _insert(self, conn: sqlite3.Connection, ticket: Ticket) -> None:
+        if isinstance(ticket, GrantingTicket):
+            conn.execute(
+                SQL["add_tgt"],
+                (
+                    ticket.id,
+                    ticket.user,
+                    _dump_attributes(ticket.attributes),
+                    ticket.created,
+                    ticket.last_used,
+                    ticket.expires,
+                ),
+            )
+        elif isinstance(ticket, ServiceTicket):
+            conn.execute(
+                SQL["add_st"],
+                (
+                    ticket.id,
+                    ticket.service,
+                    ticket.service_id,
+                    ticket.user,
+                    _dump_attributes(ticket.attributes),
+                    ticket.tgt_id,
+                    int(ticket.primary),
+                    ticket.expires,
+                    json.dumps(list(ticket.proxies)),
+                ),
+            )
+            bound = ticket.expires + self._lifetimes.tgt_max
+            conn.execute(
+                SQL["add_logout"], (ticket.tgt_id, ticket.id, ticket.service, ticket.service_id, bound)
+            )
+        else:
+            conn.execute(
+                SQL["add_pgt"],
+                (
+                    ticket.id,
+                    ticket.user,
+                    _dump_attributes(ticket.attributes),
+                    ticket.tgt_id,
+                    ticket.pgt_url,
+                    json.dumps(list(ticket.proxies)),
+                    ticket.expires,
+                ),
+            )
 
     def _purge_in_passing(self) -> None:
         if self._purge_every <= 0:
@@ -303,9 +366,9 @@ class SqliteRegistry:
             logger.debug("purged %d expired tickets", removed)
 
     def take(self, ticket_id: str, now: float) -> ServiceTicket | None:
-        with self._errors():
+        with self._write() as conn:
             # fetchall: the statement must run to completion, ending its write transaction.
-            rows = self._conn().execute(SQL["take"], (ticket_id,)).fetchall()
+            rows = conn.execute(SQL["take"], (ticket_id,)).fetchall()
         if not rows:
             return None
         ticket = _st(rows[0])
@@ -329,8 +392,8 @@ class SqliteRegistry:
         )
 
     def touch_tgt(self, tgt_id: str, now: float) -> None:
-        with self._errors():
-            self._conn().execute(SQL["touch_tgt"], (now, tgt_id, now, now - self._lifetimes.tgt_idle, now))
+        with self._write() as conn:
+            conn.execute(SQL["touch_tgt"], (now, tgt_id, now, now - self._lifetimes.tgt_idle, now))
 
     def get_pgt(self, pgt_id: str, now: float) -> ProxyGrantingTicket | None:
         with self._errors():
@@ -405,3 +468,4 @@ class SqliteRegistry:
         for holder in holders:
             holder.close()
         self._local = threading.local()
+        self._gate.close()

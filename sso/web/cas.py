@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
 
 from ldapdir import Account, AccountState, Authentication, PasswordCheck
 from sso.activation.tokens import Purpose
@@ -153,12 +154,14 @@ def _open_session(attempt: Attempt, req: params.LoginRequest) -> Response:
     if previous is not None:
         _end_session(previous.id)
     tgt = cas_login.new_session(account.user, account.attributes, rt.settings.tickets.lifetimes, now)
-    rt.tickets.add(tgt)
     if attempt.expires_in is not None:
+        rt.tickets.add(tgt)
         response = _expiry_warning(attempt, req)  # no ticket yet: it would expire while they read
     else:
         lifetimes = rt.settings.tickets.lifetimes
-        decision = cas_login.after_authentication(req, tgt, rt.services, rt.tickets, lifetimes, now)
+        decision = cas_login.after_authentication(
+            req, tgt, rt.services, rt.tickets, lifetimes, now, store_session=True
+        )
         if isinstance(decision, cas_login.ShowSignedIn):
             response = redirect(url_for("cas.login"), 303)
         else:
@@ -184,7 +187,7 @@ def _render_decision(decision: object, form: LoginForm | None = None) -> Respons
     rt = runtime()
     match decision:
         case cas_login.ShowForm(service=service, request=req):
-            return _login_page(form or LoginForm(), service, req)
+            return _login_page(form, service, req)
         case cas_login.Redirect(url=url):
             return redirect(url, 302)
         case cas_login.IssueTicket(ticket=ticket, url=url, method=method):
@@ -215,19 +218,22 @@ _TOKEN_MARK = "__sso_csrf_token_8f3b__"
 
 
 def _login_page(form, service, req, status: int = 200, error: str | None = None) -> Response:  # type: ignore[no-untyped-def]
-    """The sign-in page. The blank form (no error, nothing typed) is the same for everyone but its
-    CSRF token: it is rendered once per language and URL and the token put in on the way out."""
-    if error is not None or status != 200 or form.errors or form.username.data:
+    """The sign-in page. The blank form (no error, nothing typed; ``form`` may then be ``None``)
+    is the same for everyone but its CSRF token: it is rendered once per language and URL and the
+    token put in on the way out (no form object is made for it then)."""
+    blank = error is None and status == 200 and (form is None or not (form.errors or form.username.data))
+    if not blank:
         body = render_template("login.html", form=form, service=service, login_request=req, error=error)
         return make_response(body, status)
-    token = form.csrf_token.current_token
     key = (str(get_locale()), request.full_path)
     cached = runtime().form_pages.get(key)
-    if cached is None:
-        body = render_template("login.html", form=form, service=service, login_request=req, error=None)
-        runtime().form_pages.put(key, body.replace(token, _TOKEN_MARK))
-        return make_response(body)
-    return make_response(cached.replace(_TOKEN_MARK, token))
+    if cached is not None:
+        return make_response(cached.replace(_TOKEN_MARK, generate_csrf()))
+    form = form or LoginForm()
+    token = form.csrf_token.current_token
+    body = render_template("login.html", form=form, service=service, login_request=req, error=None)
+    runtime().form_pages.put(key, body.replace(token, _TOKEN_MARK))
+    return make_response(body)
 
 
 def throttled_login_page(reset_at: float) -> Response:

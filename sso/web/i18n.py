@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from babel import Locale
 from babel import __version__ as babel_version
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -36,15 +37,21 @@ COOKIE = "sso_lang"
 DOMAIN = "messages"
 
 
-def select_locale() -> str:
+#: Parsed once: Flask-Babel takes a :class:`Locale` as it is, where it would parse a code (a look
+#: at Babel's locale files) at every request.
+_LOCALES = {code: Locale.parse(code) for code in LANGUAGES}
+
+
+def select_locale() -> Locale | str:
     """The language of the current request."""
     asked = request.args.get("lang", "")
     if asked in LANGUAGES:
-        return asked
+        return _LOCALES[asked]
     remembered = request.cookies.get(COOKIE, "")
     if remembered in LANGUAGES:
-        return remembered
-    return request.accept_languages.best_match(LANGUAGES) or get_babel().default_locale
+        return _LOCALES[remembered]
+    best = request.accept_languages.best_match(LANGUAGES)
+    return _LOCALES[best] if best else _LOCALES.get(get_babel().default_locale, get_babel().default_locale)
 
 
 def remember_language(response: Response) -> Response:

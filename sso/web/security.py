@@ -46,7 +46,16 @@ def exempt_address() -> bool:
     return any(address in network for network in networks)
 
 
-limiter = Limiter(key_func=client_address, headers_enabled=True, strategy="moving-window")
+# No X-RateLimit headers: they would tell a guesser how many tries remain (the 429 page says when
+# to come back, with its own Retry-After).
+limiter = Limiter(key_func=client_address, headers_enabled=False, strategy="moving-window")
+
+
+@limiter.request_filter
+def _only_submissions_are_limited() -> bool:
+    """Every limit of this app is on a form submission (POST): other requests (the form, SSO
+    redirects, validations) skip the limiter's per-request resolution of limits altogether."""
+    return request.method != "POST"
 
 
 def _failed(response: Response) -> bool:

@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 
 import cas as python_cas
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from sso.cas import responses
 from sso.cas.errors import CasError, Code
@@ -102,6 +104,19 @@ def test_hostile_values_in_xml() -> None:
     assert root.findtext(".//cas:user", namespaces=NS) == CLEANED
     assert root.findtext(".//cas:attributes/cas:cn", namespaces=NS) == CLEANED
     assert root.findtext(".//cas:proxy", namespaces=NS) == CLEANED
+
+
+@example("a\rb", ["x\r\ny", ""])
+@given(st.text(), st.lists(st.text(), min_size=1, max_size=3))
+def test_any_text_reads_back_cleaned(user: str, values: list[str]) -> None:
+    """The success response is written as text: whatever the values, it parses, and each reads back
+    as itself without the characters XML cannot carry."""
+    success = make_success(user=user, attributes={"cn": tuple(values)}, proxies=(user,))
+    root = parse(responses.xml_success(success, 3))
+    assert (root.findtext(".//cas:user", namespaces=NS) or "") == responses.clean(user)
+    found = [element.text or "" for element in root.findall(".//cas:attributes/cas:cn", namespaces=NS)]
+    assert found == [responses.clean(value) for value in values]
+    assert (root.findtext(".//cas:proxy", namespaces=NS) or "") == responses.clean(user)
 
 
 def test_hostile_values_in_json() -> None:

@@ -113,6 +113,15 @@ def test_take_returns_the_ticket_once(registry: TicketRegistry) -> None:
     assert registry.take(st.id, NOW) is None
 
 
+def test_a_session_and_its_first_ticket_added_together(registry: TicketRegistry) -> None:
+    tgt = make_tgt()
+    st = make_st(tgt)
+    registry.add(tgt, st)
+    assert registry.get_tgt(tgt.id, NOW) == tgt
+    assert registry.take(st.id, NOW) == st
+    assert registry.end_session(tgt.id) == [SessionService(st.service, st.service_id, st.id)]
+
+
 def test_proxy_ticket_round_trip(registry: TicketRegistry) -> None:
     tgt = make_tgt()
     pt = make_st(tgt, id=new_id(Kind.PT), primary=False, proxies=("https://b/pgt", "https://a/pgt"))

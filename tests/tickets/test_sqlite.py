@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from pathlib import Path
@@ -79,6 +80,45 @@ def test_failed_transaction_leaves_nothing(store: SqliteRegistry) -> None:
     assert store.take(st.id, NOW) == st
     # The second logout record was rolled back with the refused ticket.
     assert store.end_session(tgt.id) == [SessionService(st.service, st.service_id, st.id)]
+
+
+def test_tickets_added_together_are_stored_together(store: SqliteRegistry) -> None:
+    tgt, other = make_tgt(), make_tgt()
+    st = make_st(tgt)
+    store.add(st)
+    with pytest.raises(ValueError):
+        store.add(other, st)  # the ticket is refused: the session added with it is rolled back
+    assert store.get_tgt(other.id, NOW) is None
+
+
+def test_writers_of_other_processes_are_waited_for(store: SqliteRegistry, tmp_path: Path) -> None:
+    """Writers take turns on ``<database>-writer`` before SQLite sees them: one holding it (here,
+    this test, as another process would) makes the others wait, up to the timeout."""
+    with open(tmp_path / "tickets.db-writer", "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RegistryUnavailable, match="other writer processes"):
+            store.add(make_tgt())
+        fcntl.flock(held, fcntl.LOCK_UN)
+    tgt = make_tgt()
+    store.add(tgt)
+    assert store.get_tgt(tgt.id, NOW) == tgt
+
+
+def test_writers_of_one_process_take_turns(tmp_path: Path) -> None:
+    store = SqliteRegistry(tmp_path / "tickets.db", LIFETIMES, timeout=5)
+    tgt = make_tgt()
+    store.add(tgt)
+    tickets = [make_st(tgt) for _ in range(200)]
+    threads = [
+        threading.Thread(target=lambda part=part: [store.add(st) for st in part])
+        for part in (tickets[::2], tickets[1::2])
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(s.ticket_id for s in store.end_session(tgt.id)) == sorted(st.id for st in tickets)
+    store.close()
 
 
 def test_closed_registry_refuses_work(tmp_path: Path) -> None:
