@@ -5,7 +5,10 @@ In order: a private slapd seeded with ``--accounts`` generated accounts (and Red
 django-cas-server (unless ``--no-peer``); the SSO (with ``--tickets`` live tickets put in its
 store first). Each server runs under gunicorn with the production worker model, alone on the
 machine while it is measured. Each (scenario, concurrency) gets a warm-up, then a window of
-``--duration`` seconds. The table goes to standard output and, with the JSON of every figure and
+``--duration`` seconds. That sequence is run ``--rounds`` times (servers started afresh each time)
+and each cell of the table sums its rounds: one round is at the mercy of how the virtual users'
+keep-alive connections happened to fall on the two workers, and of the machine's drift; rounds
+interleaved spread both over every target alike. The table goes to standard output and, with the JSON of every figure and
 the servers' logs, to ``bench/results/<time>/`` (``bench/results/latest.txt`` is the last table).
 """
 
@@ -13,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import loadgen, procstat
@@ -55,6 +59,18 @@ class Options:
     threads: int
     results: Path
     smoke: bool
+    rounds: int
+
+
+@dataclass
+class _Cell:
+    """One cell of the table: the sums of its rounds."""
+
+    outcome: Outcome = field(default_factory=Outcome)
+    server_cpu: float = 0.0
+    slapd_cpu: float = 0.0
+    generator_cpu: float = 0.0
+    redis_cpu: float | None = None
 
 
 def parse(argv: Sequence[str] | None = None) -> Options:
@@ -66,7 +82,12 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument("--accounts", type=int, help="accounts in the directory (default 10000)")
     parser.add_argument(
-        "--duration", type=float, help="seconds measured per scenario and concurrency (default 10)"
+        "--duration", type=float, help="seconds measured per scenario, concurrency and round (default 5)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="times the whole sequence of targets is run, each cell summing its rounds (default 3; 1 with --smoke or --tickets)",
     )
     parser.add_argument(
         "--warmup", type=float, help="seconds of unmeasured load before each window (default 2)"
@@ -119,7 +140,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose among {', '.join(SCENARIO_NAMES)}")
     return Options(
         accounts=args.accounts or (100 if smoke else 10_000),
-        duration=args.duration or (2.0 if smoke else 10.0),
+        duration=args.duration or (2.0 if smoke else 5.0),
         warmup=args.warmup if args.warmup is not None else (0.5 if smoke else 2.0),
         concurrency=tuple(int(value) for value in concurrency.split(",")),
         scenarios=tuple(SCENARIO_NAMES[name] for name in names),
@@ -133,6 +154,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         threads=args.threads,
         results=args.results,
         smoke=smoke,
+        rounds=max(1, args.rounds or (1 if smoke or args.tickets else 3)),
     )
 
 
@@ -148,6 +170,9 @@ class Bench:
         self.redis = redis
         self.report = Report(settings={key: str(value) for key, value in options.__dict__.items()})
         self.picker = Picker(options.accounts)
+        #: (target, scenario, concurrency) -> the sums of its rounds, in first-measured order.
+        self._cells: dict[tuple[str, str, int], _Cell] = {}
+        self._memory: dict[str, Memory] = {}
 
     def _say(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -260,28 +285,48 @@ class Bench:
         generator_cpu: float = 0.0,
         redis_cpu: float | None = None,
     ) -> None:
+        """Add one round's window to its cell (see :meth:`rows`)."""
         flows = len(outcome.latencies)
-        per_flow = 1000.0 / flows if flows else 0.0
-        row = Row(
-            target=target,
-            scenario=scenario,
-            concurrency=concurrency,
-            flows=flows,
-            window=outcome.window,
-            p50_ms=1000 * loadgen.percentile(outcome.latencies, 0.50),
-            p95_ms=1000 * loadgen.percentile(outcome.latencies, 0.95),
-            p99_ms=1000 * loadgen.percentile(outcome.latencies, 0.99),
-            errors=dict(outcome.errors),
-            server_cpu_ms=server_cpu * per_flow,
-            slapd_cpu_ms=slapd_cpu * per_flow,
-            generator_cpu_pct=100.0 * generator_cpu / outcome.window if outcome.window else 0.0,
-            redis_cpu_ms=None if redis_cpu is None else redis_cpu * per_flow,
-        )
-        self.report.rows.append(row)
         self._say(
-            f"   {target} {scenario} c={concurrency}: {row.rate:.0f} flows/s, p99 {row.p99_ms:.1f} ms, "
-            f"{row.error_count} errors"
+            f"   {target} {scenario} c={concurrency}: {flows / outcome.window if outcome.window else 0:.0f} "
+            f"flows/s, p99 {1000 * loadgen.percentile(outcome.latencies, 0.99):.1f} ms, "
+            f"{sum(outcome.errors.values())} errors"
         )
+        cell = self._cells.setdefault((target, scenario, concurrency), _Cell())
+        cell.outcome.latencies.extend(outcome.latencies)
+        cell.outcome.errors.update(outcome.errors)
+        cell.outcome.window += outcome.window
+        cell.server_cpu += server_cpu
+        cell.slapd_cpu += slapd_cpu
+        cell.generator_cpu += generator_cpu
+        cell.redis_cpu = None if redis_cpu is None else (cell.redis_cpu or 0.0) + redis_cpu
+
+    def rows(self) -> list[Row]:
+        """The table's rows: each cell's rounds summed (flows over the summed windows, latencies
+        pooled, CPU over all its flows)."""
+        rows = []
+        for (target, scenario, concurrency), cell in self._cells.items():
+            outcome = cell.outcome
+            flows = len(outcome.latencies)
+            per_flow = 1000.0 / flows if flows else 0.0
+            rows.append(
+                Row(
+                    target=target,
+                    scenario=scenario,
+                    concurrency=concurrency,
+                    flows=flows,
+                    window=outcome.window,
+                    p50_ms=1000 * loadgen.percentile(outcome.latencies, 0.50),
+                    p95_ms=1000 * loadgen.percentile(outcome.latencies, 0.95),
+                    p99_ms=1000 * loadgen.percentile(outcome.latencies, 0.99),
+                    errors=dict(outcome.errors),
+                    server_cpu_ms=cell.server_cpu * per_flow,
+                    slapd_cpu_ms=cell.slapd_cpu * per_flow,
+                    generator_cpu_pct=100.0 * cell.generator_cpu / outcome.window if outcome.window else 0.0,
+                    redis_cpu_ms=None if cell.redis_cpu is None else cell.redis_cpu * per_flow,
+                )
+            )
+        return rows
 
     @contextlib.contextmanager
     def running(self, target: Target) -> Iterator[procstat.RssSampler | None]:
@@ -307,15 +352,23 @@ class Bench:
             target.stop()
             _tidy(target.folder)
             mb = 2**20
-            self.report.memory.append(
-                Memory(
-                    target.name,
-                    idle / mb,
-                    max(peak, idle) / mb,
-                    idle_pss / mb,
-                    max(sampler.peak_pss, idle_pss) / mb,
-                )
+            measured = Memory(
+                target.name,
+                idle / mb,
+                max(peak, idle) / mb,
+                idle_pss / mb,
+                max(sampler.peak_pss, idle_pss) / mb,
             )
+            seen = self._memory.get(target.name)
+            if seen is not None:  # another round: the smallest idle, the highest peak
+                measured = Memory(
+                    target.name,
+                    min(seen.idle_mb, measured.idle_mb),
+                    max(seen.peak_mb, measured.peak_mb),
+                    min(seen.idle_pss_mb, measured.idle_pss_mb),
+                    max(seen.peak_pss_mb, measured.peak_pss_mb),
+                )
+            self._memory[target.name] = measured
 
     def run_target(self, target: Target) -> None:
         with self.running(target) as sampler:
@@ -406,15 +459,22 @@ class Bench:
 
     def run(self) -> Report:
         options = self.options
-        if options.floors:
-            self._say("== ldap3-floor")
-            self.ldap_floor()
-            self.run_target(Bare(self.folder / "bare"))
-            self.run_target(Ceiling(self.folder / "ceiling", self.slapd, self.redis))
-        if options.peer:
-            validity = int(options.warmup + options.duration + TICKET_MARGIN + 600)
-            self.run_target(PeerTarget(self.folder / "peer", self.slapd, validity))
-        self.run_sso()
+        for round_ in range(1, options.rounds + 1):
+            if options.rounds > 1:
+                self._say(f"== round {round_} of {options.rounds}")
+            if options.floors:
+                self._say("== ldap3-floor")
+                self.ldap_floor()
+                self.run_target(Bare(self.folder / "bare"))
+                self.run_target(Ceiling(self.folder / "ceiling", self.slapd, self.redis))
+            if options.peer:
+                validity = int(options.warmup + options.duration + TICKET_MARGIN + 600)
+                self.run_target(PeerTarget(self.folder / "peer", self.slapd, validity))
+            self.run_sso()
+            if options.profile:  # once is enough
+                options = self.options = dataclasses.replace(options, profile=False)
+        self.report.rows = self.rows()
+        self.report.memory = list(self._memory.values())
         return self.report
 
 

@@ -405,8 +405,9 @@ class BindPool:
         finally:
             self._slots.release()
 
-    def bind(self, dn: str, password: str, controls: list[Any] | None) -> dict[str, Any]:
-        """Bind as ``dn`` and return ldap3's result (code, controls…).
+    def bind(self, dn: str, password: str | bytes, controls: list[Any] | None) -> dict[str, Any]:
+        """Bind as ``dn`` and return ldap3's result (code, controls…). A ``str`` password is
+        SASLprepped by ldap3; ``bytes`` are sent as they are.
 
         Retries once on another connection (and server) after a network failure.
 

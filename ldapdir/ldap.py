@@ -124,7 +124,8 @@ class LdapDirectory(EntryReader):
             # Empty (an anonymous bind would succeed), or refused by SASLprep
             # (control characters…): no password of that form can be set either.
             return Authentication(PasswordCheck.INVALID)
-        result = self.binds.bind(account.dn, prepared, self._controls)
+        # As bytes: ldap3 sends bytes as they are, where it would SASLprep a str a second time.
+        result = self.binds.bind(account.dn, prepared.encode("utf-8"), self._controls)
         code = int(result.get("result", -1))
         response = ppolicy.from_result(result)
         check = ppolicy.bind_check(code, response)
