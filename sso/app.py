@@ -25,6 +25,7 @@ from sso.services import ServiceRegistry
 from sso.tickets.registry import TicketRegistry, open_registry
 from sso.web import account, cas, demo, errors, i18n, mail, ops, security, theme, validation
 from sso.web.runtime import Runtime
+from sso.web.session import SessionCookies
 
 
 def create_app(
@@ -79,6 +80,7 @@ def _configure_flask(app: Flask, settings: Settings) -> None:
         WTF_CSRF_SSL_STRICT=https,
         TEMPLATES_AUTO_RELOAD=False,
     )
+    app.session_interface = SessionCookies()
     _configure_logging(settings)
 
 

@@ -95,6 +95,12 @@ class ConfirmWarn:
 Decision = ShowForm | Redirect | IssueTicket | ShowSignedIn | UnknownService | ConfirmWarn
 
 
+#: Seconds of grain of the idle clock: a session used again within this time of its last recorded
+#: use is not written to again (someone opening five services in a minute costs one write, not
+#: five; the idle limit is hours).
+TOUCH_GRAIN = 60.0
+
+
 def new_session(user: str, attributes: Attributes, lifetimes: Lifetimes, now: float) -> GrantingTicket:
     """A new ticket-granting ticket for ``user`` (not stored: the caller adds it)."""
     return GrantingTicket(
@@ -183,7 +189,8 @@ def decide(
         return ShowSignedIn(tgt)
     if request.warn:
         return ConfirmWarn(service, request.service, request.without_warn())
-    tickets.touch_tgt(tgt.id, now)
+    if now - tgt.last_used >= TOUCH_GRAIN:
+        tickets.touch_tgt(tgt.id, now)
     return _issue(request, service, tgt, primary=False, tickets=tickets, lifetimes=lifetimes, now=now)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_limiter import Limiter, RequestLimit
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -28,10 +28,16 @@ def client_address() -> str:
 
 
 def login_identifier() -> str:
-    """Throttling key for failed sign-ins: the normalised identifier typed."""
-    if (request.content_length or 0) > runtime().settings.security.max_body:
-        return "id:-"  # the view answers 413; reading the form here would raise inside the limiter
-    return "id:" + (normalise_identifier(request.form.get("username", "")) or "-")
+    """Throttling key for failed sign-ins: the normalised identifier typed (worked out once per
+    request: the limiter asks before the view and again to count a failure)."""
+    key: str | None = g.get("sso_login_key")
+    if key is None:
+        if (request.content_length or 0) > runtime().settings.security.max_body:
+            key = "id:-"  # the view answers 413; reading the form here would raise inside the limiter
+        else:
+            key = "id:" + (normalise_identifier(request.form.get("username", "")) or "-")
+        g.sso_login_key = key
+    return key
 
 
 def exempt_address() -> bool:

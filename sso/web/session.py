@@ -1,8 +1,11 @@
-"""The ticket-granting cookie (TGC): read it, set it, clear it. Its value is the TGT id."""
+"""The ticket-granting cookie (TGC): read it, set it, clear it. Its value is the TGT id. And the
+signed session cookie (it carries the CSRF token), with its signing serializer made once."""
 
 from __future__ import annotations
 
-from flask import Request, Response, request
+from flask import Flask, Request, Response, request
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 
 from sso.tickets.ids import well_formed
 from sso.tickets.model import GrantingTicket
@@ -46,3 +49,18 @@ def clear_tgc(response: Response) -> None:
         httponly=True,
         samesite=rt.settings.security.cookie_samesite,
     )
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions; Flask makes a new signing serializer at every request (twice
+    when the session is saved), this one makes it once per set of keys."""
+
+    def __init__(self) -> None:
+        self._made: tuple[object, URLSafeTimedSerializer | None] | None = None
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        made = self._made
+        if made is None or made[0] != keys:
+            made = self._made = (keys, super().get_signing_serializer(app))
+        return made[1]

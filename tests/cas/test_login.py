@@ -78,6 +78,17 @@ def test_session_issues_ticket_at_once(run, tgt, tickets, lifetimes) -> None:
     assert live is not None and live.last_used == NOW, "SSO use touches the session"
 
 
+def test_the_idle_clock_has_a_one_minute_grain(run, tgt, tickets) -> None:
+    """A session used again less than a minute after its last recorded use is not written to."""
+    assert isinstance(run(login(), tgt), IssueTicket)  # used 60 s after sign-in: recorded
+    again = tickets.get_tgt(tgt.id, NOW)
+    assert again is not None and again.last_used == NOW
+    calls = []
+    tickets.touch_tgt = lambda *args: calls.append(args)  # type: ignore[method-assign]
+    assert isinstance(run(login(), again), IssueTicket)
+    assert calls == [], "used again within the minute: no write"
+
+
 def test_method_post(run, tgt) -> None:
     decision = run(login(method="POST"), tgt)
     assert isinstance(decision, IssueTicket)

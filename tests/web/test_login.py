@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from itsdangerous import BadSignature
 
 from tests.web.conftest import csrf_token, sign_in
 
@@ -101,6 +102,20 @@ def test_post_without_csrf_token_is_refused_and_keeps_the_identifier(client):
     html = response.get_data(as_text=True)
     assert "expiré" in html and STUDENT[0] in html
     assert "TGC=" not in response.headers.get("Set-Cookie", "")
+
+
+def test_session_cookies_follow_a_key_rotation(app):
+    """The session's signing serializer is made once, yet follows the keys: a cookie signed before a
+    rotation is read with the previous key kept as a fallback, and refused once that key is dropped."""
+    sessions = app.session_interface
+    signed = sessions.get_signing_serializer(app).dumps({"csrf_token": "abc"})
+    assert sessions.get_signing_serializer(app) is sessions.get_signing_serializer(app)
+    old_key = app.secret_key
+    app.config.update(SECRET_KEY="a-new-key-of-this-term-0123456789", SECRET_KEY_FALLBACKS=[old_key])
+    assert sessions.get_signing_serializer(app).loads(signed) == {"csrf_token": "abc"}
+    app.config.update(SECRET_KEY="yet-another-key-0123456789abcdef", SECRET_KEY_FALLBACKS=[])
+    with pytest.raises(BadSignature):
+        sessions.get_signing_serializer(app).loads(signed)
 
 
 def test_unknown_service_is_never_redirected_to(client):
