@@ -53,6 +53,7 @@ class Options:
     redis: bool
     peer: bool
     floors: bool
+    ceiling: bool
     profile: bool
     timeout: float
     validate_rate: int
@@ -110,7 +111,13 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         "--floors",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="measure the ldap3, bare-Flask and ceiling floors (default: yes)",
+        help="measure the ldap3 and bare-Flask floors (default: yes)",
+    )
+    parser.add_argument(
+        "--ceiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure the minimal login flow, the ceiling the ratios are taken to (default: yes)",
     )
     parser.add_argument(
         "--profile",
@@ -148,6 +155,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         redis=args.redis,
         peer=args.peer if args.peer is not None else not smoke,
         floors=args.floors,
+        ceiling=args.ceiling,
         profile=args.profile,
         timeout=args.timeout,
         validate_rate=args.validate_rate,
@@ -466,6 +474,7 @@ class Bench:
                 self._say("== ldap3-floor")
                 self.ldap_floor()
                 self.run_target(Bare(self.folder / "bare"))
+            if options.ceiling:
                 self.run_target(Ceiling(self.folder / "ceiling", self.slapd, self.redis))
             if options.peer:
                 validity = int(options.warmup + options.duration + TICKET_MARGIN + 600)

@@ -32,9 +32,11 @@ from ldap3.core.exceptions import (
     LDAPCommunicationError,
     LDAPStartTLSError,
 )
+from ldap3.protocol.sasl.sasl import validate_simple_password
 
 from ldapdir.errors import DirectoryUnavailable
 from ldapdir.settings import DirectorySettings
+from ldapdir.wire import SimpleBind
 
 logger = logging.getLogger(__name__)
 
@@ -369,6 +371,8 @@ class BindPool:
         self._slots = threading.BoundedSemaphore(settings.bind_pool_size)
         self._idle: list[Pooled] = []
         self._idle_lock = threading.Lock()
+        #: The bind request of each set of controls, encoded once (see :mod:`ldapdir.wire`).
+        self._requests: dict[tuple[Any, ...], SimpleBind] = {}
         #: How many connections were opened (for tests and metrics).
         self.opened = 0
 
@@ -407,27 +411,29 @@ class BindPool:
 
     def bind(self, dn: str, password: str | bytes, controls: list[Any] | None) -> dict[str, Any]:
         """Bind as ``dn`` and return ldap3's result (code, controls…). A ``str`` password is
-        SASLprepped by ldap3; ``bytes`` are sent as they are.
+        SASLprepped (RFC 4013) as ldap3 would; ``bytes`` are sent as they are.
 
         Retries once on another connection (and server) after a network failure.
 
+        :raises ValueError: an empty password (it would be an unauthenticated bind).
         :raises DirectoryUnavailable: no server answered, or all connections busy.
         """
+        secret = validate_simple_password(password) if isinstance(password, str) else password
+        key = tuple(controls or ())
+        request = self._requests.get(key)
+        if request is None:
+            request = self._requests[key] = SimpleBind(controls)
         last: Exception | None = None
         for attempt in (1, 2):
             try:
                 with self._borrow() as connection:
                     try:
-                        connection.rebind(
-                            user=dn, password=password, read_server_info=False, controls=controls
-                        )
+                        result = request.run(connection, dn, secret)
                         check_answer(connection)
                     except RETRYABLE as error:
                         _close_quietly(connection)  # not returned to the pool
                         raise ServerDown(str(error)) from error
-                    finally:
-                        connection.password = None
-                    return dict(connection.result or {})
+                    return dict(result)
             except ServerDown as error:
                 logger.warning("LDAP bind failed on the network (attempt %d): %s", attempt, error)
                 last = error

@@ -18,9 +18,10 @@ from ldapdir.entry import Entry, Scope, clock, requested_attributes, to_account
 from ldapdir.errors import AccountNotFound, DirectoryUnavailable, PasswordRejected
 from ldapdir.model import Account, Authentication, PasswordCheck
 from ldapdir.passwords import hash_password, prepare, prepared_new_password
-from ldapdir.query import printable, search_filter
+from ldapdir.query import login_filter, printable, search_filter
 from ldapdir.reader import EntryReader
 from ldapdir.settings import DirectorySettings
+from ldapdir.wire import LoginSearch
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ class LdapDirectory(EntryReader):
         self.binds = BindPool(self._servers, settings, clock)
         self._attributes = requested_attributes(settings)
         self._controls = [ppolicy.REQUEST] if settings.use_ppolicy else None
+        #: The search of every sign-in, encoded once but for the identifier.
+        self._login_search = LoginSearch(
+            settings.people_base, settings.account_filter, settings.login_attributes, self._attributes, 2
+        )
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -57,6 +62,15 @@ class LdapDirectory(EntryReader):
             connection.search(
                 base, ldap_filter, search_scope=scope, attributes=self._attributes, size_limit=size_limit
             )
+            return _entries(connection, ldap_filter)
+
+        return self.service.run(operation)
+
+    def _find_entries(self, normalised: str) -> list[Entry]:
+        ldap_filter = login_filter(normalised, self.settings)
+
+        def operation(connection: Connection) -> list[Entry]:
+            self._login_search.run(connection, normalised, ldap_filter)
             return _entries(connection, ldap_filter)
 
         return self.service.run(operation)

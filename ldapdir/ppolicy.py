@@ -107,11 +107,19 @@ class PolicyResponse:
     grace_remaining: int | None = None
 
 
+#: What OpenLDAP answers to a bind that has nothing to report: an empty SEQUENCE.
+_NOTHING = b"\x30\x00"
+#: Its decoded form (no error, no warning).
+NOTHING_TO_REPORT = PolicyResponse()
+
+
 def decode(value: bytes) -> PolicyResponse:
     """Decode a response control value.
 
     :raises ValueError: not a valid PasswordPolicyResponseValue.
     """
+    if value == _NOTHING:  # nearly every sign-in: no need for the ASN.1 decoder
+        return NOTHING_TO_REPORT
     try:
         decoded, rest = decoder.decode(value, asn1Spec=_ResponseValue())
     except PyAsn1Error as error:

@@ -28,9 +28,13 @@ class EntryReader(ABC):
         normalised = normalise_identifier(identifier)
         if normalised is None:
             return None
-        entries = self._search(self.settings.people_base, login_filter(normalised, self.settings), SUBTREE, 2)
+        entries = self._find_entries(normalised)
         day, now = clock(today, self.settings)
         return pick(entries, normalised, day, now, self.settings)
+
+    def _find_entries(self, normalised: str) -> list[Entry]:
+        """The entries (at most two) whose login attributes equal a normalised identifier."""
+        return self._search(self.settings.people_base, login_filter(normalised, self.settings), SUBTREE, 2)
 
     def get(self, dn: str, today: date | None = None) -> Account | None:
         """The account at ``dn`` (re-read, e.g. after a change), or ``None``."""

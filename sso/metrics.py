@@ -8,6 +8,9 @@ Plain Python on ``prometheus_client`` (the web glue exposes them at ``/metrics``
   around the configured registry;
 - request latency by endpoint by the web glue (:data:`REQUEST_SECONDS`).
 
+The hot paths reach a metric's label children through :class:`Children` (``labels()`` takes a
+lock and builds a key at every call; a child is looked up once per set of label values).
+
 Label values come from short fixed sets (unknown values become ``other``): a client cannot create
 series by sending odd parameters.
 
@@ -22,9 +25,8 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -85,6 +87,34 @@ REQUEST_SECONDS = Histogram(
 )
 RESPONSES = Counter("sso_responses", "HTTP responses by endpoint and status code.", ["endpoint", "status"])
 
+
+class Children:
+    """The label children of ``metric``, each made once: ``Children(M)(a, b)`` is ``M.labels(a, b)``.
+
+    Label values come from short fixed sets, so the cache stays small.
+    """
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._made: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._made.get(values)
+        if child is None:
+            child = self._made[values] = self._metric.labels(*values)
+        return child
+
+
+request_seconds = Children(REQUEST_SECONDS)
+responses = Children(RESPONSES)
+_logins = Children(LOGINS)
+_validations = Children(VALIDATIONS)
+_proxy_grants = Children(PROXY_GRANTS)
+_account_events = Children(ACCOUNT_EVENTS)
+_tickets_issued = Children(TICKETS_ISSUED)
+_store_seconds = Children(TICKET_STORE_SECONDS)
+_store_errors = Children(TICKET_STORE_ERRORS)
+
 #: Sign-in failure reasons the views record (``login.failure`` ``reason``).
 LOGIN_OUTCOMES = frozenset({"invalid", "never_activated", "locked", "expired", "must_change"})
 #: Validation endpoints (the ``endpoint`` of ``validate.*`` events).
@@ -105,20 +135,20 @@ def observe_audit(event: str, record: Mapping[str, object]) -> None:
     family, _, name = event.partition(".")
     if family == "login":
         if name == "success":
-            LOGINS.labels("success").inc()
+            _logins("success").inc()
         elif name == "throttled":
-            LOGINS.labels("throttled").inc()
+            _logins("throttled").inc()
         elif name == "failure":
-            LOGINS.labels(_one_of(record.get("reason"), LOGIN_OUTCOMES)).inc()
+            _logins(_one_of(record.get("reason"), LOGIN_OUTCOMES)).inc()
     elif family == "validate" and name in ("success", "failure"):
         outcome = "success" if name == "success" else _one_of(record.get("code"), CAS_CODES)
-        VALIDATIONS.labels(_one_of(record.get("endpoint"), VALIDATION_ENDPOINTS), outcome).inc()
+        _validations(_one_of(record.get("endpoint"), VALIDATION_ENDPOINTS), outcome).inc()
     elif family == "proxy" and name in ("success", "failure"):
-        PROXY_GRANTS.labels(name).inc()
+        _proxy_grants(name).inc()
     elif event == "logout":
         LOGOUTS.inc()
     elif family == "activation":
-        ACCOUNT_EVENTS.labels(name if _WORD.match(name) else "other").inc()
+        _account_events(name if _WORD.match(name) else "other").inc()
 
 
 class MeteredRegistry:
@@ -132,46 +162,41 @@ class MeteredRegistry:
         #: The registry measured.
         self.inner = inner
 
-    @contextmanager
-    def _measure(self, operation: str) -> Iterator[None]:
+    def _call(self, operation: str, call: Callable[..., T], *args: Any) -> T:
         start = time.perf_counter()
         try:
-            yield
+            return call(*args)
         except RegistryUnavailable:
-            TICKET_STORE_ERRORS.labels(operation).inc()
+            _store_errors(operation).inc()
             raise
         finally:
-            TICKET_STORE_SECONDS.labels(operation).observe(time.perf_counter() - start)
-
-    def _call(self, operation: str, call: Callable[[], T]) -> T:
-        with self._measure(operation):
-            return call()
+            _store_seconds(operation).observe(time.perf_counter() - start)
 
     def add(self, *tickets: Ticket) -> None:
-        self._call("add", lambda: self.inner.add(*tickets))
+        self._call("add", self.inner.add, *tickets)
         for ticket in tickets:
-            TICKETS_ISSUED.labels(ticket.kind.value).inc()
+            _tickets_issued(ticket.kind.value).inc()
 
     def take(self, ticket_id: str, now: float) -> ServiceTicket | None:
-        return self._call("take", lambda: self.inner.take(ticket_id, now))
+        return self._call("take", self.inner.take, ticket_id, now)
 
     def get_tgt(self, tgt_id: str, now: float) -> GrantingTicket | None:
-        return self._call("get_tgt", lambda: self.inner.get_tgt(tgt_id, now))
+        return self._call("get_tgt", self.inner.get_tgt, tgt_id, now)
 
     def touch_tgt(self, tgt_id: str, now: float) -> None:
-        self._call("touch_tgt", lambda: self.inner.touch_tgt(tgt_id, now))
+        self._call("touch_tgt", self.inner.touch_tgt, tgt_id, now)
 
     def get_pgt(self, pgt_id: str, now: float) -> ProxyGrantingTicket | None:
-        return self._call("get_pgt", lambda: self.inner.get_pgt(pgt_id, now))
+        return self._call("get_pgt", self.inner.get_pgt, pgt_id, now)
 
     def end_session(self, tgt_id: str) -> list[SessionService]:
-        return self._call("end_session", lambda: self.inner.end_session(tgt_id))
+        return self._call("end_session", self.inner.end_session, tgt_id)
 
     def purge(self, now: float) -> int:
-        return self._call("purge", lambda: self.inner.purge(now))
+        return self._call("purge", self.inner.purge, now)
 
     def stats(self, now: float) -> dict[str, int]:
-        return self._call("stats", lambda: self.inner.stats(now))
+        return self._call("stats", self.inner.stats, now)
 
     def ping(self) -> None:
         self._call("ping", self.inner.ping)

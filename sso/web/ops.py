@@ -9,7 +9,8 @@
 
 Registering the blueprint also wires the measurements into the app (:func:`_install`): the ticket
 registry is wrapped in :class:`~sso.metrics.MeteredRegistry`, audit events are counted, every
-audit line made during a request gets the client address, and each request is timed.
+audit line made during a request gets the client address. Each request is timed by
+:class:`sso.web.edge.Edge`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import cast
 
-from flask import Blueprint, Flask, Response, g, has_request_context, jsonify, request
+from flask import Blueprint, Flask, Response, has_request_context, jsonify
 from flask.blueprints import BlueprintSetupState
 
 from ldapdir import DirectoryUnavailable
@@ -27,9 +28,6 @@ from sso.web.runtime import runtime
 from sso.web.security import client_address
 
 bp = Blueprint("ops", __name__)
-
-#: Methods kept as a label value; anything else is counted as ``other``.
-_METHODS = frozenset({"GET", "POST", "HEAD"})
 
 
 @bp.get("/health/live")
@@ -92,24 +90,8 @@ def _install(state: BlueprintSetupState) -> None:
     rt.tickets = metrics.MeteredRegistry(rt.tickets)
     rt.audit.add_observer(metrics.observe_audit)
     rt.audit.use_context(_request_fields)
-    app.before_request(_start_timer)
-    app.after_request(_observe_request)
 
 
 def _request_fields() -> dict[str, object]:
     """What the audit log adds to an event recorded during a request."""
     return {"ip": client_address()} if has_request_context() else {}
-
-
-def _start_timer() -> None:
-    g.sso_started = time.perf_counter()
-
-
-def _observe_request(response: Response) -> Response:
-    started = g.pop("sso_started", None)
-    endpoint = request.endpoint or "unmatched"
-    method = request.method if request.method in _METHODS else "other"
-    if started is not None:
-        metrics.REQUEST_SECONDS.labels(endpoint, method).observe(time.perf_counter() - started)
-    metrics.RESPONSES.labels(endpoint, str(response.status_code)).inc()
-    return response

@@ -1,25 +1,21 @@
-"""HTTP hardening: trusted proxies, base path, security headers, body size, throttling (Flask-Limiter)."""
+"""HTTP hardening: trusted proxies, body size, throttling (Flask-Limiter); the base path and the
+security headers are in :mod:`sso.web.edge`."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
+from flask.globals import request_ctx
 from flask_limiter import Limiter, RequestLimit
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ldapdir.query import normalise_identifier
+from sso.web.edge import Edge
 from sso.web.runtime import runtime
-
-#: Content-Security-Policy: no inline script or style, no framing (clickjacking of the login form).
-#: No ``form-action``: browsers apply it to the redirect that carries the ticket to the service.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
 
 
 def client_address() -> str:
@@ -57,13 +53,6 @@ def exempt_address() -> bool:
 limiter = Limiter(key_func=client_address, headers_enabled=False, strategy="moving-window")
 
 
-@limiter.request_filter
-def _only_submissions_are_limited() -> bool:
-    """Every limit of this app is on a form submission (POST): other requests (the form, SSO
-    redirects, validations) skip the limiter's per-request resolution of limits altogether."""
-    return request.method != "POST"
-
-
 def _failed(response: Response) -> bool:
     return response.status_code == 401
 
@@ -95,39 +84,32 @@ def _login_breach(limit: RequestLimit) -> Response:
     return throttled_login_page(limit.reset_at)
 
 
-class BasePath:
-    """Serve the app under the path of ``site.base_url`` (e.g. ``/cas``) whether or not the
-    reverse proxy strips it: a request for ``/cas/login`` becomes SCRIPT_NAME=/cas, PATH_INFO=/login."""
+def _limit_only_limited_views(app: Flask, hooks: tuple[list[Any], list[Any], list[Any]]) -> None:
+    """Flask-Limiter checks every request in a ``before_request`` hook, for default and
+    application-wide limits. This app has none: every limit is on a view (form submissions), whose
+    decorator checks it. So that hook is removed, and the limiter's ``after_request`` (deductions
+    on failure) and teardown hooks run only for a request that went through a limited view."""
+    before, after, teardown = (list(funcs) for funcs in hooks)
+    app.before_request_funcs[None] = before
+    ours = app.after_request_funcs.setdefault(None, [])
+    for hook in [f for f in ours if f not in after]:
+        ours[ours.index(hook)] = _when_limited(hook)
+    ours = app.teardown_request_funcs.setdefault(None, [])
+    for hook in [f for f in ours if f not in teardown]:
+        ours[ours.index(hook)] = _when_limited(hook)
 
-    def __init__(self, app: Any, prefix: str) -> None:
-        self.app, self.prefix = app, prefix.rstrip("/")
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if self.prefix and not environ.get("SCRIPT_NAME"):
-            if path == self.prefix or path.startswith(self.prefix + "/"):
-                environ["PATH_INFO"] = path[len(self.prefix) :] or "/"
-            environ["SCRIPT_NAME"] = self.prefix
-        return self.app(environ, start_response)  # type: ignore[no-any-return]
+def _when_limited(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def run(value: Any) -> Any:
+        # Flask-Limiter keeps its per-request state on the request context.
+        return hook(value) if hasattr(request_ctx, "_limiter_request_context") else value
 
-
-def _headers(response: Response) -> Response:
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    # Tickets travel in URLs: keep them out of Referer headers sent to third parties.
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if request.endpoint != "static":
-        headers["Cache-Control"] = "no-store"
-    if runtime().settings.site.base_url.startswith("https://"):
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-    return response
+    return run
 
 
 def init_app(app: Flask) -> None:
-    """Install proxies, base path, headers, body limit and the limiter on ``app``."""
+    """Install proxies, the WSGI edge (base path, headers, request metrics), body limit and the
+    limiter on ``app``."""
     settings = runtime(app).settings
     app.config["MAX_CONTENT_LENGTH"] = settings.security.max_body
     app.config["RATELIMIT_STORAGE_URI"] = settings.security.rate_limit_storage
@@ -140,10 +122,15 @@ def init_app(app: Flask) -> None:
         # A frozen Redis must cost seconds, not a hung worker.
         app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": 1, "socket_connect_timeout": 1}
     hops = settings.security.trusted_proxies
-    wsgi: Any = app.wsgi_app
-    wsgi = BasePath(wsgi, urlsplit(settings.site.base_url).path)
+    base_url = settings.site.base_url
+    wsgi: Any = Edge(app.wsgi_app, urlsplit(base_url).path, https=base_url.startswith("https://"))
     if hops:
         wsgi = ProxyFix(wsgi, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
     app.wsgi_app = wsgi  # type: ignore[method-assign]
-    app.after_request(_headers)
+    hooks = (
+        list(app.before_request_funcs.get(None, [])),
+        list(app.after_request_funcs.get(None, [])),
+        list(app.teardown_request_funcs.get(None, [])),
+    )
     limiter.init_app(app)
+    _limit_only_limited_views(app, hooks)
