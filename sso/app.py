@@ -36,10 +36,6 @@ def create_app(
     clock: Callable[[], float] = time.time,
     start_workers: bool = True,
 ) -> Flask:
-    import sys
-
-    if os.environ.get("SSO_SWITCH"):
-        sys.setswitchinterval(float(os.environ["SSO_SWITCH"]))
     """Build the SSO application.
 
     :param settings: loaded settings, or a YAML path (default: ``--config``/``$SSO_CONFIG``/the demo).

@@ -25,7 +25,8 @@ from sso.tickets.ids import redact
 logger = logging.getLogger("sso.audit")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_TICKET = re.compile(r"\b(?:ST|PT|PGT|PGTIOU|TGT)-[A-Za-z0-9-]+")
+#: A ticket id, whole: not one already cut to its prefix (``ST-ab12…``), which would get a second "…".
+_TICKET = re.compile(r"\b(?:ST|PT|PGT|PGTIOU|TGT)-[A-Za-z0-9-]+(?![A-Za-z0-9-]|…)")
 #: Keys that must never reach the audit log, whatever the caller passes.
 _FORBIDDEN = frozenset({"password", "token", "ticket_id", "secret"})
 

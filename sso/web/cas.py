@@ -98,12 +98,13 @@ def _attempt(form: LoginForm) -> Attempt:
     else:
         auth = rt.directory.authenticate(account, password)
     attempt = decide_attempt(account, auth)
-    rt.audit(
-        "login.success" if attempt.verdict is Verdict.OK else "login.failure",
-        user=account.user if account else None,
-        reason=None if attempt.verdict is Verdict.OK else attempt.verdict.value,
-        ip=client_address(),
-    )
+    if attempt.verdict is not Verdict.OK:  # a success is recorded with the ticket it leads to
+        rt.audit(
+            "login.failure",
+            user=account.user if account else None,
+            reason=attempt.verdict.value,
+            ip=client_address(),
+        )
     return attempt
 
 
@@ -156,16 +157,30 @@ def _open_session(attempt: Attempt, req: params.LoginRequest) -> Response:
     tgt = cas_login.new_session(account.user, account.attributes, rt.settings.tickets.lifetimes, now)
     if attempt.expires_in is not None:
         rt.tickets.add(tgt)
+        rt.audit("login.success", user=account.user, ip=client_address())
         response = _expiry_warning(attempt, req)  # no ticket yet: it would expire while they read
     else:
         lifetimes = rt.settings.tickets.lifetimes
         decision = cas_login.after_authentication(
             req, tgt, rt.services, rt.tickets, lifetimes, now, store_session=True
         )
-        if isinstance(decision, cas_login.ShowSignedIn):
-            response = redirect(url_for("cas.login"), 303)
+        if isinstance(decision, cas_login.IssueTicket):
+            # One line for the sign-in and the ticket it leads to.
+            ticket = decision.ticket
+            rt.audit(
+                "login.success",
+                user=account.user,
+                service=ticket.service_id,
+                ticket=redact(ticket.id),
+                ip=client_address(),
+            )
+            response = _send_ticket(decision)
         else:
-            response = _render_decision(decision)
+            rt.audit("login.success", user=account.user, ip=client_address())
+            if isinstance(decision, cas_login.ShowSignedIn):
+                response = redirect(url_for("cas.login"), 303)
+            else:
+                response = _render_decision(decision)
     set_tgc(response, tgt)
     return response
 
@@ -190,13 +205,9 @@ def _render_decision(decision: object, form: LoginForm | None = None) -> Respons
             return _login_page(form, service, req)
         case cas_login.Redirect(url=url):
             return redirect(url, 302)
-        case cas_login.IssueTicket(ticket=ticket, url=url, method=method):
+        case cas_login.IssueTicket(ticket=ticket):
             rt.audit("ticket.issued", user=ticket.user, service=ticket.service_id, ticket=redact(ticket.id))
-            if method == "POST":
-                return make_response(
-                    render_template("post_redirect.html", action=ticket.service, ticket=ticket.id)
-                )
-            return redirect(url, 302)
+            return _send_ticket(decision)
         case cas_login.ConfirmWarn(service=service, service_url=service_url, continue_request=again):
             extra = {"method": "POST"} if again.method == "POST" else {}
             url = url_for("cas.login", service=service_url, **extra)
@@ -211,6 +222,14 @@ def _render_decision(decision: object, form: LoginForm | None = None) -> Respons
                 403,
             )
     raise TypeError(f"unexpected login decision {decision!r}")
+
+
+def _send_ticket(decision: cas_login.IssueTicket) -> Response:
+    """Back to the service with the ticket: a redirect, or a self-submitting form (``method=POST``)."""
+    if decision.method == "POST":
+        ticket = decision.ticket
+        return make_response(render_template("post_redirect.html", action=ticket.service, ticket=ticket.id))
+    return redirect(decision.url, 302)
 
 
 #: Stands for the CSRF token in a cached sign-in page.

@@ -238,14 +238,17 @@ def test_multiprocess_mode_adds_up_the_worker_processes(tmp_path, monkeypatch) -
 def test_every_audit_line_of_a_request_has_the_client_address(client, audit_lines) -> None:
     ticket = ticket_of(sign_in(client, *STUDENT, query=f"?service={PORTAL}"))
     client.get(f"/p3/serviceValidate?ticket={ticket}&service={PORTAL}")
+    again = ticket_of(client.get(f"/login?service={PORTAL}"))  # from the session
     client.get("/logout")
     events = [line["event"] for line in audit_lines]
-    assert events == ["login.success", "ticket.issued", "validate.success", "logout"]
+    # The sign-in and the ticket it leads to make one line; a ticket from the session, its own.
+    assert events == ["login.success", "validate.success", "ticket.issued", "logout"]
     for line in audit_lines:
         assert line["ip"] == "127.0.0.1"
         assert isinstance(line["ts"], float)
         assert line["user"] == "cdurand"
-    assert audit_lines[1]["service"] == audit_lines[2]["service"] == "portail"
+    assert audit_lines[0]["service"] == audit_lines[1]["service"] == audit_lines[2]["service"] == "portail"
+    assert audit_lines[0]["ticket"] == ticket[:7] + "…" and audit_lines[2]["ticket"] == again[:7] + "…"
     text = json.dumps(audit_lines)
     assert STUDENT[1] not in text, "never a password"
     assert ticket not in text and ticket[:7] in text, "ticket ids cut to their prefix"
