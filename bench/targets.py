@@ -258,6 +258,8 @@ class Sso(Target):
             tgt_id=tgt.id,
             primary=primary,
             expires=time.time() + lifetime,
+            auth_time=tgt.created,
+            session_expires=tgt.expires,
         )
 
     def _write(self, tgts: list[Any], sts: list[Any]) -> None:
@@ -307,10 +309,13 @@ class Sso(Target):
                         int(t.primary),
                         t.expires,
                         "[]",
+                        t.auth_time,
+                        t.session_expires,
                     )
                     for t in sts
                 ],
             )
+            # After the sessions: a record is written only for a session stored.
             conn.executemany(
                 SQL["add_logout"],
                 [(t.tgt_id, t.id, t.service, t.service_id, t.expires + 8 * 3600.0) for t in sts],

@@ -150,6 +150,9 @@ def _issue(
         tgt_id=tgt.id,
         primary=primary,
         expires=now + lifetimes.service_ticket,
+        # What validation needs of the session, so that it reads the ticket alone.
+        auth_time=tgt.created,
+        session_expires=tgt.expires,
     )
     if store_session:
         tickets.add(tgt, ticket)  # the new session and its first ticket: one transaction

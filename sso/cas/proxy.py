@@ -151,7 +151,8 @@ def grant_proxy_ticket(
         raise CasError(Code.INVALID_TICKET, "pgt is not a well-formed proxy-granting ticket")
     try:
         pgt = tickets.get_pgt(request.pgt, now)
-        if pgt is None or tickets.get_tgt(pgt.tgt_id, now) is None:
+        session = tickets.get_tgt(pgt.tgt_id, now) if pgt is not None else None
+        if pgt is None or session is None:
             raise CasError(Code.INVALID_TICKET, "proxy-granting ticket not recognized")
         target = services.match(request.target_service)
         if target is None:
@@ -165,6 +166,10 @@ def grant_proxy_ticket(
             tgt_id=pgt.tgt_id,
             primary=False,
             expires=now + lifetimes.service_ticket,
+            # From the session read above, as an ST has them from its session (validation
+            # reads the ticket alone).
+            auth_time=session.created,
+            session_expires=session.expires,
             proxies=(pgt.pgt_url, *pgt.proxies),
         )
         tickets.add(ticket)

@@ -50,6 +50,8 @@ class MemoryRegistry:
         if isinstance(ticket, GrantingTicket):
             self._tgts[ticket.id] = ticket
         elif isinstance(ticket, ServiceTicket):
+            if ticket.tgt_id not in self._tgts:
+                return  # its session has ended: see TicketRegistry.add
             self._sts[ticket.id] = ticket
             record = SessionService(ticket.service, ticket.service_id, ticket.id)
             bound = ticket.expires + self._lifetimes.tgt_max

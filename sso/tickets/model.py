@@ -61,6 +61,12 @@ class ServiceTicket:
     #: Issued from the presentation of primary credentials (CAS 3.0 §2.5.1 renew).
     primary: bool
     expires: float
+    #: When its session was created (the ``authenticationDate`` of a CAS 3 answer).
+    auth_time: float
+    #: Its session's hard end (``created + tgt_max``). Copied from the session, like
+    #: :attr:`auth_time`, so that validation reads nothing but the ticket: a ticket is refused
+    #: from this time on, and a PGT granted with it ends by then.
+    session_expires: float
     #: For a PT: the proxies it went through, most recent first (CAS 3.0 §2.6.2).
     proxies: tuple[str, ...] = ()
 

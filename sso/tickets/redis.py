@@ -4,7 +4,10 @@ Layout (``prefix`` is ``sso:`` by default; ids carry their kind, CAS 3.0 §3):
 
 - ``sso:ST-…`` / ``sso:PT-…``: a string, the ticket as a compact JSON array, ``PX`` = the service
   ticket lifetime. :meth:`RedisRegistry.take` is one ``GETDEL`` (Redis ≥ 6.2): of concurrent
-  callers on any node, exactly one gets the value (CAS 3.0 §3.1.2: single use).
+  callers on any node, exactly one gets the value (CAS 3.0 §3.1.2: single use). The array ends
+  with the session's creation time and hard end, so validation reads nothing else; it is stored
+  only while its session's hash is (checked in the same script), and the session's end deletes
+  it. An array without them (stored before they were) is completed from the session.
 - ``sso:PGT-…``: a string, the PGT as a JSON array, ``PX`` = the PGT lifetime.
 - ``sso:TGT-…``: a hash, the session *and* its index in one key, so that both share one TTL and
   die together: ``u`` user, ``a`` attributes (JSON), ``c`` created, ``l`` last used, ``e`` hard
@@ -81,9 +84,11 @@ _USER, _ATTRS, _CREATED, _LAST, _END, _COUNTER = b"u", b"a", b"c", b"l", b"e", b
 _RECORD = b"#"
 
 #: Store an ST/PT/PGT (``SET … NX PX``) and index it in its session's hash, in one step.
-#: KEYS: ticket, session. ARGV: value, ttl ms, field ('' → next ``#n``), field value,
-#: ttl ms of a session hash that has none yet. Returns 0 if the id is taken.
+#: KEYS: ticket, session. ARGV: value, ttl ms, field ('' → next ``#n``: an ST/PT), field value,
+#: ttl ms of a session hash that has none yet. Returns 0 if the id is taken, 2 if an ST/PT's
+#: session is gone (nothing stored: see TicketRegistry.add).
 _ADD_CHILD = """
+if ARGV[3] == '' and redis.call('HEXISTS', KEYS[2], 'e') == 0 then return 2 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
 local field = ARGV[3]
 if field == '' then field = '#' .. redis.call('HINCRBY', KEYS[2], 'n', 1) end
@@ -259,6 +264,8 @@ class RedisRegistry:
                     int(ticket.primary),
                     ticket.expires,
                     list(ticket.proxies),
+                    ticket.auth_time,
+                    ticket.session_expires,
                 ]
             )
             ttl, field = self._lifetimes.service_ticket, b""
@@ -282,6 +289,8 @@ class RedisRegistry:
             )
         if not stored:
             raise ValueError(f"ticket already stored: {ticket.kind.value}")
+        if stored == 2:
+            logger.debug("ticket not stored: its session is not in the store")
 
     def _add_tgt(self, tgt: GrantingTicket) -> None:
         key = self._key(tgt.id)
@@ -306,9 +315,14 @@ class RedisRegistry:
             data = self._client.getdel(self._key(ticket_id))
         if data is None:
             return None
-        service, service_id, user, attributes, tgt_id, primary, expires, proxies = _load(data)
+        values = _load(data)
+        service, service_id, user, attributes, tgt_id, primary, expires, proxies = values[:8]
         if now >= expires:
             return None
+        if len(values) >= 10:
+            auth_time, session_expires = values[8], values[9]
+        else:
+            auth_time, session_expires = self._session_times(tgt_id, now)
         return ServiceTicket(
             id=ticket_id,
             service=service,
@@ -318,8 +332,17 @@ class RedisRegistry:
             tgt_id=tgt_id,
             primary=bool(primary),
             expires=expires,
+            auth_time=auth_time,
+            session_expires=session_expires,
             proxies=tuple(proxies),
         )
+
+    def _session_times(self, tgt_id: str, now: float) -> tuple[float, float]:
+        """Creation time and hard end of a live session, for a ticket stored without them (by a
+        version that had validation read the session: the few seconds of tickets alive at an
+        upgrade). A session that is gone gives ``(0, 0)``: the ticket is refused, as then."""
+        tgt = self.get_tgt(tgt_id, now)
+        return (tgt.created, tgt.expires) if tgt is not None else (0.0, 0.0)
 
     def get_tgt(self, tgt_id: str, now: float) -> GrantingTicket | None:
         """See :meth:`TicketRegistry.get_tgt`."""

@@ -29,11 +29,20 @@ class TicketRegistry(Protocol):
     def add(self, *tickets: Ticket) -> None:
         """Store tickets until their ``expires`` (a new session and its first service ticket
         together: one transaction where the store has them). Adding an ST/PT also records its service as a
-        single-logout target of the ticket's session (``tgt_id``)."""
+        single-logout target of the ticket's session (``tgt_id``).
+
+        An ST/PT whose session is not stored (ended or purged since the caller read it, or never
+        added) is silently not stored either: validation reads the ticket alone, and would accept
+        a ticket kept after its session was logged out.
+        """
 
     def take(self, ticket_id: str, now: float) -> ServiceTicket | None:
         """Atomically fetch and delete a service/proxy ticket: of concurrent
-        callers with the same id, at most one gets it."""
+        callers with the same id, at most one gets it. An expired ticket is deleted and ``None``.
+
+        Ending a session deletes its outstanding tickets (:meth:`end_session`), so a ticket taken
+        belongs to a session that was not logged out; it carries the session's creation time and
+        hard end for the rest (:class:`~sso.tickets.model.ServiceTicket`)."""
 
     def get_tgt(self, tgt_id: str, now: float) -> GrantingTicket | None:
         """The live session, or ``None`` (expired hard or idle, or unknown)."""

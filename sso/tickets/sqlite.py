@@ -6,18 +6,40 @@
   meet SQLite's busy timeout.
 - One connection per thread and per process, opened on first use: a connection is never used by
   two threads, nor across a ``fork`` (gunicorn's workers each open their own).
-- Every statement on the hot path goes through a primary key or an index (``expires``,
-  ``last_used``, ``tgt_id``): the cost stays flat as the store grows; a test checks the plans.
 - :meth:`SqliteRegistry.take` is one ``DELETE … RETURNING`` statement (SQLite ≥ 3.35): of
   concurrent callers, in any process, exactly one gets the ticket.
 - Expired rows are purged every ``purge_every`` additions, a bounded batch at a time.
 - Any SQLite failure (locked past the timeout, disk full, not a database) is
   :class:`~sso.tickets.registry.RegistryUnavailable`.
+
+Schema (version 2, in ``PRAGMA user_version``). A commit writes each B-tree page it changed to the
+WAL, so the cost of a write follows the number of tables and indexes it touches; a sign-in touches
+six, a ticket from an existing session three, a validation two:
+
+- ``tgt``: sessions, keyed by id; indexes on ``expires`` and ``last_used`` for the purges of dead
+  sessions (hard and idle).
+- ``st``: service and proxy tickets, keyed by id; an index on ``expires`` for their purge. A ticket
+  carries its session's creation time and hard end (``auth_time``, ``session_expires``), so that
+  validation reads nothing else. No index on ``tgt_id``: ending a session finds its outstanding
+  tickets through its single-logout records, since every stored ticket has one.
+- ``pgt``: proxy-granting tickets, keyed by id; indexes on ``expires`` (purge) and ``tgt_id`` (a
+  session ends with its PGTs).
+- ``logout``: the single-logout records, ``WITHOUT ROWID`` and keyed by ``(tgt_id, ticket_id)``:
+  clustered by session, so the primary key serves the session's look-ups and no other index is
+  kept. A record leaves with its session (:meth:`~SqliteRegistry.end_session`, or the purge of a
+  dead session), and a ticket is stored only with its record, only while its session is stored:
+  no record outlives its session, so none needs purging on its own. ``bound`` (the ticket's
+  expiry plus ``tgt_max``: the issue time plus a constant) orders the records.
+
+Every statement on the hot path and in the purges goes through a primary key or an index: the cost
+stays flat as the store grows; a test checks the plans. A version-1 file (three more indexes, the
+logout records in a rowid table) is migrated in place when opened, in one transaction.
 """
 
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -25,9 +47,10 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sso.tickets.model import (
     Attributes,
@@ -44,41 +67,66 @@ from sso.tickets.registry import RegistryUnavailable
 logger = logging.getLogger(__name__)
 
 #: Version of the schema below, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tgt (
+SCHEMA_VERSION = 2
+_LOGOUT_TABLE = """(
+    tgt_id TEXT NOT NULL, ticket_id TEXT NOT NULL, service TEXT NOT NULL,
+    service_id TEXT NOT NULL, bound REAL NOT NULL,
+    PRIMARY KEY (tgt_id, ticket_id)
+) WITHOUT ROWID"""
+#: The tables of a new file, a statement at a time (run in one transaction).
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS tgt (
     id TEXT PRIMARY KEY, user TEXT NOT NULL, attributes TEXT NOT NULL,
     created REAL NOT NULL, last_used REAL NOT NULL, expires REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tgt_expires ON tgt (expires);
-CREATE INDEX IF NOT EXISTS tgt_last_used ON tgt (last_used);
-CREATE TABLE IF NOT EXISTS st (
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS tgt_expires ON tgt (expires)",
+    "CREATE INDEX IF NOT EXISTS tgt_last_used ON tgt (last_used)",
+    # The two session columns come last with a default, as version 1's migration adds them (see
+    # MIGRATION): both kinds of file have the same table.
+    """CREATE TABLE IF NOT EXISTS st (
     id TEXT PRIMARY KEY, service TEXT NOT NULL, service_id TEXT NOT NULL, user TEXT NOT NULL,
     attributes TEXT NOT NULL, tgt_id TEXT NOT NULL, is_primary INTEGER NOT NULL,
-    expires REAL NOT NULL, proxies TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS st_expires ON st (expires);
-CREATE INDEX IF NOT EXISTS st_tgt ON st (tgt_id);
-CREATE TABLE IF NOT EXISTS pgt (
+    expires REAL NOT NULL, proxies TEXT NOT NULL,
+    auth_time REAL NOT NULL DEFAULT 0, session_expires REAL NOT NULL DEFAULT 0
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS st_expires ON st (expires)",
+    """CREATE TABLE IF NOT EXISTS pgt (
     id TEXT PRIMARY KEY, user TEXT NOT NULL, attributes TEXT NOT NULL, tgt_id TEXT NOT NULL,
     pgt_url TEXT NOT NULL, proxies TEXT NOT NULL, expires REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS pgt_expires ON pgt (expires);
-CREATE INDEX IF NOT EXISTS pgt_tgt ON pgt (tgt_id);
-CREATE TABLE IF NOT EXISTS logout (
-    tgt_id TEXT NOT NULL, ticket_id TEXT NOT NULL, service TEXT NOT NULL,
-    service_id TEXT NOT NULL, bound REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS logout_tgt ON logout (tgt_id);
-CREATE INDEX IF NOT EXISTS logout_bound ON logout (bound);
-"""
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS pgt_expires ON pgt (expires)",
+    "CREATE INDEX IF NOT EXISTS pgt_tgt ON pgt (tgt_id)",
+    f"CREATE TABLE IF NOT EXISTS logout {_LOGOUT_TABLE}",
+)
+#: Version 1 to 2, in one transaction with the version change.
+MIGRATION = (
+    # Records clustered by session. Those of sessions already gone are left behind: version 1
+    # purged them by their bound, version 2 only with their session.
+    f"CREATE TABLE logout_v2 {_LOGOUT_TABLE}",
+    "INSERT OR IGNORE INTO logout_v2 (tgt_id, ticket_id, service, service_id, bound) "
+    "SELECT tgt_id, ticket_id, service, service_id, bound FROM logout WHERE tgt_id IN (SELECT id FROM tgt)",
+    "DROP TABLE logout",  # and its indexes logout_tgt and logout_bound
+    "ALTER TABLE logout_v2 RENAME TO logout",
+    "DROP INDEX IF EXISTS st_tgt",
+    # Tickets issued before the upgrade take their session's times. One whose session is gone
+    # keeps the defaults: a session_expires of 0 is refused at validation, as version 1 (which
+    # read the session) refused it.
+    "ALTER TABLE st ADD COLUMN auth_time REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE st ADD COLUMN session_expires REAL NOT NULL DEFAULT 0",
+    "UPDATE st SET auth_time = tgt.created, session_expires = tgt.expires FROM tgt WHERE tgt.id = st.tgt_id",
+)
 
-_ST_COLUMNS = "id, service, service_id, user, attributes, tgt_id, is_primary, expires, proxies"
-#: The statements of the hot path (checked for index use by the tests).
+_ST_COLUMNS = (
+    "id, service, service_id, user, attributes, tgt_id, is_primary, expires, proxies, "
+    "auth_time, session_expires"
+)
+#: The statements of the hot path and of the purges (checked for index use by the tests).
 SQL = {
     "add_tgt": "INSERT INTO tgt (id, user, attributes, created, last_used, expires) VALUES (?,?,?,?,?,?)",
-    "add_st": f"INSERT INTO st ({_ST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "add_logout": "INSERT INTO logout (tgt_id, ticket_id, service, service_id, bound) VALUES (?, ?, ?, ?, ?)",
+    "add_st": f"INSERT INTO st ({_ST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    # Only while the session is stored (rowcount 0 otherwise: the ticket is not stored either).
+    "add_logout": "INSERT INTO logout (tgt_id, ticket_id, service, service_id, bound) "
+    "SELECT id, ?2, ?3, ?4, ?5 FROM tgt WHERE id = ?1",
     "add_pgt": "INSERT INTO pgt (id, user, attributes, tgt_id, pgt_url, proxies, expires) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)",
     "take": f"DELETE FROM st WHERE id = ? RETURNING {_ST_COLUMNS}",
@@ -88,8 +136,11 @@ SQL = {
     "get_pgt": "SELECT id, user, attributes, tgt_id, pgt_url, proxies, expires FROM pgt WHERE id = ?",
     "end_tgt": "DELETE FROM tgt WHERE id = ?",
     "end_pgts": "DELETE FROM pgt WHERE tgt_id = ?",
-    "end_sts": "DELETE FROM st WHERE tgt_id = ?",
-    "session_services": "SELECT service, service_id, ticket_id FROM logout WHERE tgt_id = ? ORDER BY rowid",
+    # Before end_logout: the session's outstanding tickets are found through its records.
+    "end_sts": "DELETE FROM st WHERE id IN (SELECT ticket_id FROM logout WHERE tgt_id = ?)",
+    # In issue order (ticket id for tickets issued at the same instant).
+    "session_services": "SELECT service, service_id, ticket_id FROM logout WHERE tgt_id = ? "
+    "ORDER BY bound, ticket_id",
     "end_logout": "DELETE FROM logout WHERE tgt_id = ?",
     "purge_tgt_hard": "DELETE FROM tgt WHERE id IN (SELECT id FROM tgt WHERE expires <= ? LIMIT ?) "
     "RETURNING id",
@@ -97,28 +148,41 @@ SQL = {
     "RETURNING id",
     "purge_st": "DELETE FROM st WHERE id IN (SELECT id FROM st WHERE expires <= ? LIMIT ?)",
     "purge_pgt": "DELETE FROM pgt WHERE id IN (SELECT id FROM pgt WHERE expires <= ? LIMIT ?)",
-    "purge_logout": "DELETE FROM logout WHERE rowid IN (SELECT rowid FROM logout WHERE bound <= ? LIMIT ?)",
     "count_tgt": "SELECT COUNT(*) FROM tgt WHERE expires > ? AND last_used > ?",
     "count_st": "SELECT substr(id, 1, 2), COUNT(*) FROM st WHERE expires > ? GROUP BY 1",
     "count_pgt": "SELECT COUNT(*) FROM pgt WHERE expires > ?",
 }
+_ADD_TGT, _ADD_ST, _ADD_LOGOUT, _ADD_PGT = SQL["add_tgt"], SQL["add_st"], SQL["add_logout"], SQL["add_pgt"]
+_TAKE, _GET_TGT = SQL["take"], SQL["get_tgt"]
 #: Rows deleted per table and purge when purging in passing (keeps an ``add`` fast).
 PURGE_BATCH = 2000
 #: Connections a forked child inherited: kept referenced, never closed there (SQLite forbids
 #: using a connection across fork, closing included).
 _INHERITED: list[sqlite3.Connection] = []
 
+#: One encoder for every row (``json.dumps`` with options builds a new one per call).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def _dump_attributes(attributes: Attributes) -> str:
-    return json.dumps({name: list(values) for name, values in attributes.items()}, separators=(",", ":"))
+    # The encoder writes tuples as arrays; it needs a dict, which attributes nearly always are.
+    return _encode(attributes if type(attributes) is dict else dict(attributes))
 
 
 def _load_attributes(text: str) -> Mapping[str, tuple[str, ...]]:
     return {name: tuple(values) for name, values in json.loads(text).items()}
 
 
-def _st(row: tuple) -> ServiceTicket:  # type: ignore[type-arg]
-    id_, service, service_id, user, attributes, tgt_id, primary, expires, proxies = row
+def _dump_proxies(proxies: tuple[str, ...]) -> str:
+    return _encode(proxies) if proxies else "[]"
+
+
+def _load_proxies(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text)) if text != "[]" else ()
+
+
+def _st(row: tuple[Any, ...]) -> ServiceTicket:
+    id_, service, service_id, user, attributes, tgt_id, primary, expires, proxies, auth_time, ends = row
     return ServiceTicket(
         id=id_,
         service=service,
@@ -128,7 +192,9 @@ def _st(row: tuple) -> ServiceTicket:  # type: ignore[type-arg]
         tgt_id=tgt_id,
         primary=bool(primary),
         expires=expires,
-        proxies=tuple(json.loads(proxies)),
+        auth_time=auth_time,
+        session_expires=ends,
+        proxies=_load_proxies(proxies),
     )
 
 
@@ -153,7 +219,11 @@ class _WriteGate:
     """The writers of one database file take turns here: the threads of a process on a lock (each
     woken as soon as it is free), the processes on an advisory ``flock`` of ``<database>-writer``
     (tried every 50 µs to 1 ms). Waiting past ``timeout`` raises :class:`sqlite3.OperationalError`,
-    as SQLite's own busy timeout would."""
+    as SQLite's own busy timeout would.
+
+    :meth:`acquire` and :meth:`release` rather than a context manager: every write passes here,
+    and a generator-based one costs more than the uncontended lock and ``flock`` themselves.
+    """
 
     def __init__(self, database: Path, timeout: float) -> None:
         self._path = database.with_name(database.name + "-writer")
@@ -168,30 +238,46 @@ class _WriteGate:
             self._pid = os.getpid()
         return self._fd
 
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
+    def acquire(self) -> None:
+        """Wait for this writer's turn; every successful call is paired with :meth:`release`."""
         if not self._lock.acquire(timeout=self._timeout):
             raise sqlite3.OperationalError("waited too long for the other writers of this process")
         try:
             fd = self._file()
-            deadline, pause = time.monotonic() + self._timeout, 50e-6
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise sqlite3.OperationalError(
-                            "waited too long for the other writer processes"
-                        ) from None
-                    time.sleep(pause)
-                    pause = min(2 * pause, 0.001)
             try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._wait(fd)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _wait(self, fd: int) -> None:
+        deadline, pause = time.monotonic() + self._timeout, 50e-6
+        while True:
+            time.sleep(pause)
+            pause = min(2 * pause, 0.001)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError("waited too long for the other writer processes") from None
+
+    def release(self) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._lock.release()
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
 
     def close(self) -> None:
         if self._fd is not None and self._pid == os.getpid():
@@ -202,7 +288,8 @@ class _WriteGate:
 class SqliteRegistry:
     """A :class:`~sso.tickets.registry.TicketRegistry` in an SQLite file.
 
-    :param path: database file (created with its tables if missing; its folder must exist).
+    :param path: database file (created with its tables if missing, migrated if of schema
+        version 1; its folder must exist).
     :param lifetimes: gives the idle limit of sessions.
     :param timeout: seconds to wait for a lock before :class:`RegistryUnavailable`.
     :param purge_every: purge expired rows every this many additions (0: never in passing).
@@ -232,7 +319,8 @@ class SqliteRegistry:
         self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._gate = _WriteGate(self._path, timeout)
-        self._adds = 0
+        # next() on a count is atomic under the GIL: no lock per addition.
+        self._adds = itertools.count(1)
         self._closed = False
         with self._errors():
             self._create_schema(self._conn())
@@ -264,27 +352,56 @@ class SqliteRegistry:
         return holder.conn
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise RegistryUnavailable(f"{self._path}: ticket database schema {version} is not supported")
+        """Create the tables of a new file, or migrate a version-1 file; refuse other versions."""
+        version = self._version(conn)
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        if version == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version(conn)  # again: another process may have been first
+            statements: Sequence[str] = {0: SCHEMA, 1: MIGRATION, SCHEMA_VERSION: ()}[version]
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+        if version == 1:
+            logger.info("ticket database %s migrated from schema 1 to %d", self._path, SCHEMA_VERSION)
+
+    def _version(self, conn: sqlite3.Connection) -> int:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, 1, SCHEMA_VERSION):
+            raise RegistryUnavailable(f"{self._path}: ticket database schema {version} is not supported")
+        return version
+
+    # Errors and transactions. The hot paths (add, take, get_tgt) spell out their try blocks
+    # instead of using the context managers below: each generator-based one costs a few
+    # microseconds per call.
+
+    def _error(self, exc: sqlite3.Error) -> Exception:
+        """What a SQLite failure is raised as: an id already stored, or the store unavailable."""
+        if isinstance(exc, sqlite3.IntegrityError):
+            return ValueError(f"ticket already stored: {exc}")
+        return RegistryUnavailable(f"ticket database {self._path}: {exc}")
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.IntegrityError as exc:
-            raise ValueError(f"ticket already stored: {exc}") from exc
         except sqlite3.Error as exc:
-            raise RegistryUnavailable(f"ticket database {self._path}: {exc}") from exc
+            raise self._error(exc) from exc
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """The connection, for one writing statement, once this writer's turn has come."""
-        with self._errors(), self._gate():
-            yield self._conn()
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                logger.warning("rollback failed on the ticket database")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -293,90 +410,109 @@ class SqliteRegistry:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    logger.warning("rollback failed on the ticket database")
+                self._rollback(conn)
                 raise
-            conn.execute("COMMIT")
+
+    def _write(self, statement: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        """Run one writing statement to completion once this writer's turn has come; its rows."""
+        gate = self._gate
+        try:
+            gate.acquire()
+            try:
+                # fetchall: the statement must run to completion, ending its write transaction.
+                return self._conn().execute(statement, parameters).fetchall()
+            finally:
+                gate.release()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
 
     # The contract
 
     def add(self, *tickets: Ticket) -> None:
-        with self._transaction() as conn:
-            for ticket in tickets:
-                self._insert(conn, ticket)
-        self._purge_in_passing()
+        gate = self._gate
+        try:
+            gate.acquire()
+            try:
+                conn = self._conn()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._insert(conn, tickets)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+            finally:
+                gate.release()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        if self._purge_every > 0 and next(self._adds) % self._purge_every == 0:
+            removed = self._purge(self._clock(), PURGE_BATCH)
+            logger.debug("purged %d expired tickets", removed)
 
-    def _insert(self, conn: sqlite3.Connection, ticket: Ticket) -> None:
-        if isinstance(ticket, GrantingTicket):
-            conn.execute(
-                SQL["add_tgt"],
-                (
+    def _insert(self, conn: sqlite3.Connection, tickets: tuple[Ticket, ...]) -> None:
+        # A session and its first ticket share their attributes: encoded once.
+        shared: Attributes | None = None
+        encoded = ""
+        for ticket in tickets:
+            if ticket.attributes is not shared:
+                shared, encoded = ticket.attributes, _dump_attributes(ticket.attributes)
+            if isinstance(ticket, GrantingTicket):
+                row: tuple[object, ...] = (
                     ticket.id,
                     ticket.user,
-                    _dump_attributes(ticket.attributes),
+                    encoded,
                     ticket.created,
                     ticket.last_used,
                     ticket.expires,
-                ),
-            )
-        elif isinstance(ticket, ServiceTicket):
-            conn.execute(
-                SQL["add_st"],
-                (
+                )
+                conn.execute(_ADD_TGT, row)
+            elif isinstance(ticket, ServiceTicket):
+                bound = ticket.expires + self._lifetimes.tgt_max
+                record = (ticket.tgt_id, ticket.id, ticket.service, ticket.service_id, bound)
+                if conn.execute(_ADD_LOGOUT, record).rowcount == 0:
+                    # Its session has ended (or was never stored): validation no longer reads
+                    # the session, so a ticket is kept only with a record that ends with it.
+                    logger.debug("ticket not stored: its session is not in the store")
+                    continue
+                row = (
                     ticket.id,
                     ticket.service,
                     ticket.service_id,
                     ticket.user,
-                    _dump_attributes(ticket.attributes),
+                    encoded,
                     ticket.tgt_id,
                     int(ticket.primary),
                     ticket.expires,
-                    json.dumps(list(ticket.proxies)),
-                ),
-            )
-            bound = ticket.expires + self._lifetimes.tgt_max
-            conn.execute(
-                SQL["add_logout"], (ticket.tgt_id, ticket.id, ticket.service, ticket.service_id, bound)
-            )
-        else:
-            conn.execute(
-                SQL["add_pgt"],
-                (
+                    _dump_proxies(ticket.proxies),
+                    ticket.auth_time,
+                    ticket.session_expires,
+                )
+                conn.execute(_ADD_ST, row)
+            else:
+                row = (
                     ticket.id,
                     ticket.user,
-                    _dump_attributes(ticket.attributes),
+                    encoded,
                     ticket.tgt_id,
                     ticket.pgt_url,
-                    json.dumps(list(ticket.proxies)),
+                    _dump_proxies(ticket.proxies),
                     ticket.expires,
-                ),
-            )
-
-    def _purge_in_passing(self) -> None:
-        if self._purge_every <= 0:
-            return
-        with self._lock:
-            self._adds += 1
-            due = self._adds % self._purge_every == 0
-        if due:
-            removed = self._purge(self._clock(), PURGE_BATCH)
-            logger.debug("purged %d expired tickets", removed)
+                )
+                conn.execute(_ADD_PGT, row)
 
     def take(self, ticket_id: str, now: float) -> ServiceTicket | None:
-        with self._write() as conn:
-            # fetchall: the statement must run to completion, ending its write transaction.
-            rows = conn.execute(SQL["take"], (ticket_id,)).fetchall()
-        if not rows:
+        rows = self._write(_TAKE, (ticket_id,))
+        if not rows or now >= rows[0][7]:  # unknown, or expired (consumed all the same)
             return None
-        ticket = _st(rows[0])
-        return ticket if now < ticket.expires else None
+        return _st(rows[0])
 
     def get_tgt(self, tgt_id: str, now: float) -> GrantingTicket | None:
-        with self._errors():
-            row = self._conn().execute(SQL["get_tgt"], (tgt_id,)).fetchone()
+        try:
+            row = self._conn().execute(_GET_TGT, (tgt_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
         if row is None:
             return None
         id_, user, attributes, created, last_used, expires = row
@@ -392,8 +528,7 @@ class SqliteRegistry:
         )
 
     def touch_tgt(self, tgt_id: str, now: float) -> None:
-        with self._write() as conn:
-            conn.execute(SQL["touch_tgt"], (now, tgt_id, now, now - self._lifetimes.tgt_idle, now))
+        self._write(SQL["touch_tgt"], (now, tgt_id, now, now - self._lifetimes.tgt_idle, now))
 
     def get_pgt(self, pgt_id: str, now: float) -> ProxyGrantingTicket | None:
         with self._errors():
@@ -409,7 +544,7 @@ class SqliteRegistry:
             attributes=_load_attributes(attributes),
             tgt_id=tgt_id,
             pgt_url=pgt_url,
-            proxies=tuple(json.loads(proxies)),
+            proxies=_load_proxies(proxies),
             expires=expires,
         )
 
@@ -434,13 +569,13 @@ class SqliteRegistry:
             ):
                 dead.extend(row[0] for row in conn.execute(SQL[statement], (bound, limit)).fetchall())
             removed += len(dead)
-            # A dead session gets no single logout: its records and PGTs go with it.
+            # A dead session gets no single logout: its records and PGTs go with it (its
+            # tickets expire on their own, refused meanwhile past their session's end).
             for statement in ("end_pgts", "end_logout"):
                 cursor = conn.executemany(SQL[statement], [(tgt_id,) for tgt_id in dead])
                 removed += cursor.rowcount if statement == "end_pgts" else 0
             for statement in ("purge_st", "purge_pgt"):
                 removed += conn.execute(SQL[statement], (now, limit)).rowcount
-            conn.execute(SQL["purge_logout"], (now, limit))
         return removed
 
     def stats(self, now: float) -> dict[str, int]:

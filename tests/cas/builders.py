@@ -23,6 +23,8 @@ def make_success(**kw: object) -> Success:
         tgt_id="TGT-x",
         primary=True,
         expires=1_700_000_000.0,
+        auth_time=1_700_000_000.0 - 60,
+        session_expires=1_700_000_000.0 + 8 * 3600,
     )
     values: dict[str, object] = {
         "user": "ada",

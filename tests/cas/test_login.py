@@ -71,6 +71,7 @@ def test_session_issues_ticket_at_once(run, tgt, tickets, lifetimes) -> None:
     assert ticket.user == "ada" and ticket.attributes == ATTRIBUTES and ticket.tgt_id == tgt.id
     assert ticket.primary is False, "SSO tickets do not satisfy renew"
     assert ticket.expires == NOW + lifetimes.service_ticket
+    assert (ticket.auth_time, ticket.session_expires) == (tgt.created, tgt.expires), "for validation"
     assert decision.url == f"{MOODLE_URL}&ticket={ticket.id}"
     assert decision.method == "GET"
     assert tickets.take(ticket.id, NOW) == ticket
@@ -134,6 +135,7 @@ def test_after_authentication_issues_primary_ticket(services, tickets, lifetimes
     decision = after_authentication(login(warn=True, renew=True), tgt, services, tickets, lifetimes, NOW)
     assert isinstance(decision, IssueTicket)
     assert decision.ticket.primary is True
+    assert (decision.ticket.auth_time, decision.ticket.session_expires) == (tgt.created, tgt.expires)
     assert tickets.take(decision.ticket.id, NOW) == decision.ticket
 
 

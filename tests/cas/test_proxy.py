@@ -63,6 +63,7 @@ def test_grant(grant, pgt, tickets, lifetimes, tgt) -> None:
     assert pt.user == "ada" and pt.tgt_id == tgt.id and pt.primary is False
     assert pt.proxies == (PGT_URL, "https://earlier.univ-demo.fr/pgt")
     assert pt.expires == NOW + lifetimes.service_ticket
+    assert (pt.auth_time, pt.session_expires) == (tgt.created, tgt.expires), "the session's, for validation"
     assert tickets.take(pt.id, NOW) == pt
     assert grant(pgt.id).id != pt.id, "a PGT is reusable"
     live = tickets.get_tgt(tgt.id, NOW)

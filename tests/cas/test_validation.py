@@ -210,12 +210,30 @@ def test_ended_session(check, issue, tickets, tgt) -> None:
     failure(Code.INVALID_TICKET, check, ticket, MOODLE_URL)
 
 
-def test_idle_session_invalidates_outstanding_tickets(check, issue, tickets, tgt, lifetimes) -> None:
-    ticket = issue()
-    idle_end = NOW + lifetimes.tgt_idle  # issue() touched the session at NOW
-    tickets._sts[ticket] = dataclasses.replace(tickets._sts[ticket], expires=idle_end + 10)
-    error = failure(Code.INVALID_TICKET, check, ticket, MOODLE_URL, now=idle_end + 1)
+def test_ticket_refused_from_its_session_hard_end(check, issue, tickets, tgt) -> None:
+    """A ticket never outlives its session: even one that would (here made to expire later),
+    checked against the session's end it carries."""
+    first, second = issue(), issue()
+    for ticket in (first, second):
+        tickets._sts[ticket] = dataclasses.replace(tickets._sts[ticket], expires=tgt.expires + 10)
+    assert check(first, MOODLE_URL, now=tgt.expires - 1).user == "ada"
+    error = failure(Code.INVALID_TICKET, check, second, MOODLE_URL, now=tgt.expires)
     assert "session has ended" in error.detail
+
+
+def test_validation_reads_the_ticket_alone(check, issue, tickets, tgt, callback, lifetimes) -> None:
+    """One store query per validation (take): the session's creation time and end come with
+    the ticket."""
+    ticket = issue(PORTAIL_URL)
+
+    def no_session(*args: object) -> None:
+        raise AssertionError("validation read the session")
+
+    tickets.get_tgt = no_session
+    success = check(ticket, PORTAIL_URL, pgt_url=PGT_URL)
+    assert success.auth_time == tgt.created
+    pgt = tickets.get_pgt(callback.calls[0][1], NOW)
+    assert pgt is not None and pgt.expires == min(NOW + lifetimes.pgt, tgt.expires)
 
 
 class DownRegistry:

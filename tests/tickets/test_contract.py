@@ -87,9 +87,18 @@ def make_st(tgt: GrantingTicket, service: str = "https://moodle.univ-demo.fr/log
         "tgt_id": tgt.id,
         "primary": True,
         "expires": NOW + LIFETIMES.service_ticket,
+        "auth_time": tgt.created,
+        "session_expires": tgt.expires,
     }
     values.update(kw)
     return ServiceTicket(**values)
+
+
+def stored_tgt(registry: TicketRegistry, now: float = NOW) -> GrantingTicket:
+    """A new session, stored (a ticket is stored only while its session is)."""
+    tgt = make_tgt(now)
+    registry.add(tgt)
+    return tgt
 
 
 def make_pgt(tgt: GrantingTicket, expires: float = NOW + 3600) -> ProxyGrantingTicket:
@@ -118,12 +127,14 @@ def test_a_session_and_its_first_ticket_added_together(registry: TicketRegistry)
     st = make_st(tgt)
     registry.add(tgt, st)
     assert registry.get_tgt(tgt.id, NOW) == tgt
-    assert registry.take(st.id, NOW) == st
+    taken = registry.take(st.id, NOW)
+    assert taken == st
+    assert taken is not None and (taken.auth_time, taken.session_expires) == (tgt.created, tgt.expires)
     assert registry.end_session(tgt.id) == [SessionService(st.service, st.service_id, st.id)]
 
 
 def test_proxy_ticket_round_trip(registry: TicketRegistry) -> None:
-    tgt = make_tgt()
+    tgt = stored_tgt(registry)
     pt = make_st(tgt, id=new_id(Kind.PT), primary=False, proxies=("https://b/pgt", "https://a/pgt"))
     registry.add(pt)
     taken = registry.take(pt.id, NOW)
@@ -147,7 +158,7 @@ def test_take_never_touches_sessions_or_pgts(registry: TicketRegistry) -> None:
 
 
 def test_concurrent_take_has_one_winner(registry: TicketRegistry) -> None:
-    tgt = make_tgt()
+    tgt = stored_tgt(registry)
     st = make_st(tgt)
     registry.add(st)
     barrier = threading.Barrier(20)
@@ -170,14 +181,14 @@ def test_concurrent_take_has_one_winner(registry: TicketRegistry) -> None:
 
 
 def test_expired_ticket_is_refused_and_consumed(registry: TicketRegistry) -> None:
-    st = make_st(make_tgt())
+    st = make_st(stored_tgt(registry))
     registry.add(st)
     assert registry.take(st.id, st.expires) is None
     assert registry.take(st.id, NOW) is None
 
 
 def test_ticket_valid_until_just_before_expiry(registry: TicketRegistry) -> None:
-    st = make_st(make_tgt())
+    st = make_st(stored_tgt(registry))
     registry.add(st)
     assert registry.take(st.id, st.expires - 0.001) == st
 
@@ -233,7 +244,8 @@ def test_end_session_returns_services_and_removes_everything(registry: TicketReg
     registry.add(tgt)
     registry.add(other)
     first = make_st(tgt, service="https://moodle.univ-demo.fr/a")
-    second = make_st(tgt, service="https://mail.univ-demo.fr/", service_id="mail")
+    # Issued a second later: single-logout targets come in issue order.
+    second = make_st(tgt, service="https://mail.univ-demo.fr/", service_id="mail", expires=first.expires + 1)
     elsewhere = make_st(other)
     pgt, other_pgt = make_pgt(tgt), make_pgt(other)
     for ticket in (first, second, elsewhere, pgt, other_pgt):
@@ -253,6 +265,34 @@ def test_end_session_returns_services_and_removes_everything(registry: TicketReg
     assert registry.get_tgt(other.id, NOW) == other
     assert registry.get_pgt(other_pgt.id, NOW) == other_pgt
     assert registry.take(elsewhere.id, NOW) == elsewhere
+
+
+def test_tickets_of_an_ended_session_are_gone(registry: TicketRegistry) -> None:
+    """Validation reads the ticket alone: a logged-out session's tickets must not be there."""
+    tgt = stored_tgt(registry)
+    st = make_st(tgt)
+    pt = make_st(tgt, id=new_id(Kind.PT), primary=False, proxies=("https://p/pgt",))
+    registry.add(st)
+    registry.add(pt)
+    registry.end_session(tgt.id)
+    assert registry.take(st.id, NOW) is None
+    assert registry.take(pt.id, NOW) is None
+    assert registry.stats(NOW) == {"TGT": 0, "ST": 0, "PT": 0, "PGT": 0}
+
+
+def test_a_ticket_whose_session_is_not_stored_is_not_stored(registry: TicketRegistry) -> None:
+    """A ticket issued while its session was being ended elsewhere (the caller read the session
+    just before) is not kept: nothing would delete it, and validation would accept it."""
+    tgt = stored_tgt(registry)
+    registry.end_session(tgt.id)
+    late = make_st(tgt)
+    registry.add(late)
+    never = make_st(make_tgt())
+    registry.add(never)
+    assert registry.take(late.id, NOW) is None
+    assert registry.take(never.id, NOW) is None
+    assert registry.end_session(tgt.id) == [], "and it left no single-logout record"
+    assert registry.stats(NOW) == {"TGT": 0, "ST": 0, "PT": 0, "PGT": 0}
 
 
 def test_end_unknown_session(registry: TicketRegistry) -> None:
@@ -345,7 +385,7 @@ store.close()
 def test_sqlite_two_processes_take_once(tmp_path: Path) -> None:
     path = tmp_path / "tickets.db"
     store = SqliteRegistry(path, LIFETIMES)
-    st = make_st(make_tgt())
+    st = make_st(stored_tgt(store))
     store.add(st)
     children = [
         subprocess.Popen(

@@ -3,6 +3,7 @@ ticket, outages and recovery, URLs. On a real redis-server (see tests/support/re
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -83,6 +84,8 @@ def service_ticket(tgt: GrantingTicket, service: str = "https://moodle.univ-demo
         tgt_id=tgt.id,
         primary=True,
         expires=time.time() + LIFETIMES.service_ticket,
+        auth_time=tgt.created,
+        session_expires=tgt.expires,
     )
 
 
@@ -145,7 +148,9 @@ def test_tickets_expire_in_redis(server: RedisServer, client) -> None:  # type: 
     try:
         now = time.time()
         tgt = GrantingTicket(new_id(Kind.TGT), "cdurand", ATTRIBUTES, now, now, now + short.tgt_max)
-        st = ServiceTicket(new_id(Kind.ST), "https://a.fr/", "a", "cdurand", {}, tgt.id, True, now + 0.2)
+        st = ServiceTicket(
+            new_id(Kind.ST), "https://a.fr/", "a", "cdurand", {}, tgt.id, True, now + 0.2, now, tgt.expires
+        )
         store.add(tgt)
         store.add(st)
         assert client.exists(f"sso:{tgt.id}", f"sso:{st.id}") == 2
@@ -269,9 +274,39 @@ def test_ids_of_the_wrong_kind_or_hostile_are_unknown_not_errors(
 def test_duplicate_ids_are_refused(registry: RedisRegistry) -> None:
     tgt = session()
     st = service_ticket(tgt)
+    registry.add(tgt)
     registry.add(st)
     with pytest.raises(ValueError, match="already stored"):
         registry.add(st)
+
+
+def test_a_ticket_stored_without_its_session_times_takes_them_from_the_session(
+    registry: RedisRegistry,
+    client,  # type: ignore[no-untyped-def]
+) -> None:
+    """Tickets stored by the version before (no session times in the array) still validate during
+    an upgrade: their session is read, as validation then did."""
+    tgt = session()
+    registry.add(tgt)
+    now = time.time()
+    live, orphan = service_ticket(tgt), service_ticket(session())
+    for ticket in (live, orphan):
+        old = [
+            ticket.service,
+            ticket.service_id,
+            "cdurand",
+            {"uid": ["cdurand"]},
+            ticket.tgt_id,
+            1,
+            now + 10,
+            [],
+        ]
+        client.set(f"sso:{ticket.id}", json.dumps(old), px=10_000)
+    taken = registry.take(live.id, now)
+    assert taken is not None and taken.attributes == {"uid": ("cdurand",)}
+    assert (taken.auth_time, taken.session_expires) == (tgt.created, tgt.expires)
+    lost = registry.take(orphan.id, now)
+    assert lost is not None and lost.session_expires == 0, "its session is gone: refused at validation"
 
 
 # Memory per ticket
