@@ -8,6 +8,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,8 @@ def version_1_file(path: Path, rows: dict[str, list[tuple[object, ...]]]) -> Non
 
 @pytest.fixture
 def store(tmp_path: Path):
-    registry = SqliteRegistry(tmp_path / "tickets.db", LIFETIMES, timeout=0.05)
+    # No checkpoint thread: the tests count pages in the WAL (see test_wal_checkpoints_*).
+    registry = SqliteRegistry(tmp_path / "tickets.db", LIFETIMES, timeout=0.05, checkpoint_every=0)
     yield registry
     registry.close()
 
@@ -76,7 +78,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path):
     """A registry on a new file, and on a file of version 1 migrated when opened."""
     if request.param == "migrated":
         version_1_file(tmp_path / "tickets.db", {})
-    registry = SqliteRegistry(tmp_path / "tickets.db", LIFETIMES, timeout=0.05)
+    registry = SqliteRegistry(tmp_path / "tickets.db", LIFETIMES, timeout=0.05, checkpoint_every=0)
     yield registry
     registry.close()
 
@@ -145,6 +147,33 @@ def test_b_trees_written_per_operation(any_store: SqliteRegistry) -> None:
         assert any_store.take(first.id, NOW) == first
         taken = wal_frames(any_store)
         assert (signed_in - before, issued - signed_in, taken - issued) == (6, 3, 2)
+
+
+def test_wal_checkpoints_run_in_a_thread_of_their_own_not_in_commits(tmp_path: Path) -> None:
+    """Commits never checkpoint (SQLite would, inside the write gate); the registry's thread folds
+    the WAL into the database soon after, and stops when the registry is closed."""
+    path = tmp_path / "tickets.db"
+    registry = SqliteRegistry(path, LIFETIMES, checkpoint_every=0.05)
+    try:
+        assert registry._conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        before = path.stat().st_size
+        tgt = make_tgt()
+        registry.add(tgt, make_st(tgt))
+        for _ in range(200):
+            registry.add(make_st(tgt))
+        deadline = time.monotonic() + 5
+        while path.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert path.stat().st_size > before, "the WAL's pages reached the database file"
+        names = {thread.name for thread in threading.enumerate()}
+        assert "sqlite-checkpoint" in names
+    finally:
+        registry.close()
+    assert all(t.name != "sqlite-checkpoint" or not t.is_alive() for t in threading.enumerate())
+
+
+def test_without_the_thread_sqlite_checkpoints_as_usual(store: SqliteRegistry) -> None:
+    assert store._conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
 
 
 def test_wal_mode(store: SqliteRegistry) -> None:

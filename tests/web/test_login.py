@@ -118,6 +118,31 @@ def test_session_cookies_follow_a_key_rotation(app):
         sessions.get_signing_serializer(app).loads(signed)
 
 
+def test_the_session_cookie_is_read_only_when_the_session_is_used(app, client, monkeypatch):
+    """An SSO redirect carries the session cookie but never uses the session: the cookie is not
+    read (no signature check) and not sent back; the sign-in form reads it and keeps its token."""
+    sign_in(client, *STUDENT, query=f"?service={PORTAL}")
+    serializer = app.session_interface.get_signing_serializer(app)
+    reads = []
+    real = serializer.loads
+    monkeypatch.setattr(serializer, "loads", lambda *a, **k: reads.append(1) or real(*a, **k))
+    again = client.get(f"/login?service={PORTAL}")
+    assert again.status_code == 302 and "ticket=ST-" in again.headers["Location"]
+    assert reads == [] and "sso_session" not in again.headers.get("Set-Cookie", "")
+    assert "Cookie" not in again.headers.get("Vary", "")
+    form = client.get(f"/login?service={PORTAL}&renew=true")
+    assert reads == [1] and csrf_token(form.get_data(as_text=True))
+    assert "sso_session" not in form.headers.get("Set-Cookie", ""), "the same token: nothing to save"
+
+
+def test_a_tampered_session_cookie_is_a_new_session(client):
+    client.get("/login")
+    client.set_cookie("sso_session", "eyJjc3JmX3Rva2VuIjoiYWJjIn0.forged.signature")
+    page = client.get("/login")
+    assert page.status_code == 200 and csrf_token(page.get_data(as_text=True))
+    assert "sso_session=" in page.headers.get("Set-Cookie", ""), "a new token, in a new cookie"
+
+
 def test_unknown_service_is_never_redirected_to(client):
     for query in ("?service=https://evil.example/", "?service=https://moodle.univ-demo.fr.evil.example/"):
         page = client.get("/login" + query)

@@ -268,3 +268,49 @@ def test_audit_context_never_overrides_what_the_caller_gave() -> None:
     ]
     with pytest.raises(ValueError, match="secret"):
         audit("login.failure", password="x")
+
+
+def test_audit_file_gets_one_json_line_per_event_with_or_without_other_handlers(tmp_path) -> None:
+    """The audit's own handler takes lines directly; a handler added by someone else (a test, an
+    operator's logging setup) still gets every event as a record, and the file misses none."""
+    from sso.audit import configure
+
+    path = tmp_path / "audit.log"
+    logger = logging.getLogger("sso.audit")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        configure(str(path))
+        audit = Audit(lambda: 1.5)
+        audit("login.success", user="cdurand", service="portail", ticket="ST-0123456789")
+        seen: list[str] = []
+
+        class Collect(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                seen.append(record.getMessage())
+
+        extra = Collect()
+        logger.addHandler(extra)
+        audit("logout", user="cdurand")
+        logger.removeHandler(extra)
+        audit("validate.failure", endpoint="validate", code="INVALID_TICKET")
+        for handler in logger.handlers:
+            handler.close()
+        audit("logout", user="after-close")  # a closed file: logged the usual way, no error
+        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        assert [line["event"] for line in lines][:3] == ["login.success", "logout", "validate.failure"]
+        assert lines[0] == {
+            "ts": 1.5,
+            "event": "login.success",
+            "user": "cdurand",
+            "service": "portail",
+            "ticket": "ST-0123…",
+        }
+        assert [json.loads(text)["event"] for text in seen] == ["logout"]
+    finally:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+        for handler in saved[0]:
+            logger.addHandler(handler)
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
