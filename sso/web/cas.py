@@ -249,7 +249,7 @@ def _login_page(form, service, req, status: int = 200, error: str | None = None)
     if cached is not None:
         return make_response(cached.replace(_TOKEN_MARK, generate_csrf()))
     form = form or LoginForm()
-    token = form.csrf_token.current_token
+    token = str(form.csrf_token.current_token)
     body = render_template("login.html", form=form, service=service, login_request=req, error=None)
     runtime().form_pages.put(key, body.replace(token, _TOKEN_MARK))
     return make_response(body)

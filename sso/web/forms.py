@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import g
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from markupsafe import Markup, escape
 from wtforms import BooleanField, PasswordField, StringField
+from wtforms.csrf.core import CSRF
 from wtforms.validators import InputRequired, Length
 
 #: Longest identifier accepted (a full address is far shorter).
@@ -13,7 +19,47 @@ MAX_IDENTIFIER = 256
 MAX_PASSWORD = 512
 
 
-class LoginForm(FlaskForm):
+class _Token:
+    """A form's CSRF token, signed when the form is shown (a submission that succeeds never shows
+    its form again: signing a token for it was most of a sign-in form's cost)."""
+
+    __slots__ = ("_meta",)
+
+    def __init__(self, meta: Any) -> None:
+        self._meta = meta
+
+    def __str__(self) -> str:
+        return generate_csrf(secret_key=self._meta.csrf_secret, token_key=self._meta.csrf_field_name)
+
+    def __html__(self) -> Markup:
+        return escape(str(self))
+
+
+class LazyCSRF(CSRF):
+    """Flask-WTF's CSRF for WTForms (the same token in the session, checked by
+    :func:`flask_wtf.csrf.validate_csrf`), with the form's own token signed only when shown."""
+
+    def setup_form(self, form: Any) -> Any:
+        self.meta = form.meta
+        return super().setup_form(form)
+
+    def generate_csrf_token(self, csrf_token_field: Any) -> Any:
+        return _Token(self.meta)
+
+    def validate_csrf_token(self, form: Any, field: Any) -> None:
+        if g.get("csrf_valid", False):  # already checked by Flask-WTF's CSRFProtect
+            return
+        validate_csrf(field.data, self.meta.csrf_secret, self.meta.csrf_time_limit, self.meta.csrf_field_name)
+
+
+class Form(FlaskForm):
+    """A Flask-WTF form with :class:`LazyCSRF`."""
+
+    class Meta:
+        csrf_class = LazyCSRF
+
+
+class LoginForm(Form):
     """IDENTIFIANT / MOT DE PASSE / SE CONNECTER."""
 
     username = StringField(
@@ -32,7 +78,7 @@ class LoginForm(FlaskForm):
     )
 
 
-class IdentifierForm(FlaskForm):
+class IdentifierForm(Form):
     """« Identifiant (Nom de connexion) » / « Suivant »."""
 
     username = StringField(
@@ -44,7 +90,7 @@ class IdentifierForm(FlaskForm):
     )
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(Form):
     """The form behind a link: charter, consent, new password typed twice."""
 
     charter = BooleanField(_l("J'ai lu et j'accepte la charte informatique"))

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -19,6 +20,7 @@ from sso.cas.logout import LogoutDispatcher
 from sso.config import Settings
 from sso.mailqueue import MailQueue
 from sso.services import ServiceRegistry
+from sso.throttle import SignInThrottle
 from sso.tickets.registry import TicketRegistry
 from sso.web.pages import PageCache
 
@@ -49,6 +51,22 @@ class Runtime:
         """``security.exempt_networks``, parsed once."""
         return tuple(
             ipaddress.ip_network(net, strict=False) for net in self.settings.security.exempt_networks
+        )
+
+    @cached_property
+    def throttle(self) -> SignInThrottle:
+        """The sign-in throttle, on ``security.rate_limit_storage``."""
+        uri = self.settings.security.rate_limit_storage
+        # A frozen Redis must cost a second, not a hung worker.
+        redis = uri.startswith(("redis://", "rediss://", "redis+unix://"))
+        return SignInThrottle(uri, {"socket_timeout": 1, "socket_connect_timeout": 1} if redis else None)
+
+    @cached_property
+    def sign_in_limits(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """``security.login_per_identifier`` and ``login_per_address``, parsed once."""
+        security = self.settings.security
+        return SignInThrottle.limits(security.login_per_identifier), SignInThrottle.limits(
+            security.login_per_address
         )
 
     @cached_property

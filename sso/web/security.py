@@ -3,17 +3,19 @@ security headers are in :mod:`sso.web.edge`."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, request
+from flask import Flask, request
 from flask.globals import request_ctx
-from flask_limiter import Limiter, RequestLimit
+from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ldapdir.query import normalise_identifier
+from sso.throttle import Window
 from sso.web.edge import Edge
 from sso.web.runtime import runtime
 
@@ -24,16 +26,10 @@ def client_address() -> str:
 
 
 def login_identifier() -> str:
-    """Throttling key for failed sign-ins: the normalised identifier typed (worked out once per
-    request: the limiter asks before the view and again to count a failure)."""
-    key: str | None = g.get("sso_login_key")
-    if key is None:
-        if (request.content_length or 0) > runtime().settings.security.max_body:
-            key = "id:-"  # the view answers 413; reading the form here would raise inside the limiter
-        else:
-            key = "id:" + (normalise_identifier(request.form.get("username", "")) or "-")
-        g.sso_login_key = key
-    return key
+    """Throttling key for failed sign-ins: the normalised identifier typed."""
+    if (request.content_length or 0) > runtime().settings.security.max_body:
+        return "id:-"  # the view answers 413 without reading the form
+    return "id:" + (normalise_identifier(request.form.get("username", "")) or "-")
 
 
 def exempt_address() -> bool:
@@ -53,35 +49,30 @@ def exempt_address() -> bool:
 limiter = Limiter(key_func=client_address, headers_enabled=False, strategy="moving-window")
 
 
-def _failed(response: Response) -> bool:
-    return response.status_code == 401
-
-
 def throttle_failed_logins(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Count failed sign-ins (401 answers) per address and per identifier; past the limits, 429."""
-    security = lambda: runtime().settings.security  # noqa: E731 - read per request: settings belong to the app
-    view = limiter.limit(
-        lambda: security().login_per_identifier,
-        key_func=login_identifier,
-        methods=["POST"],
-        deduct_when=_failed,
-        on_breach=_login_breach,
-        scope="login-identifier",
-    )(view)
-    return limiter.limit(
-        lambda: security().login_per_address,
-        methods=["POST"],
-        exempt_when=exempt_address,
-        deduct_when=_failed,
-        on_breach=_login_breach,
-        scope="login-address",
-    )(view)
+    """Count failed sign-ins (401 answers) per identifier and per address (``security.login_per_*``,
+    the address not counted in ``exempt_networks``); past the limits, the 429 page
+    (:mod:`sso.throttle`, on ``limits`` directly: see there why not Flask-Limiter)."""
 
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        rt = runtime()
+        per_identifier, per_address = rt.sign_in_limits
+        windows = (
+            Window("login-identifier", per_identifier, login_identifier()),
+            Window("login-address", per_address, None if exempt_address() else client_address()),
+        )
+        reset_at = rt.throttle.blocked(windows)
+        if reset_at is not None:
+            from sso.web.cas import throttled_login_page  # the page belongs to the CAS views
 
-def _login_breach(limit: RequestLimit) -> Response:
-    from sso.web.cas import throttled_login_page  # the page belongs to the CAS views
+            return throttled_login_page(reset_at)
+        response = view(*args, **kwargs)
+        if response.status_code == 401:
+            rt.throttle.failed(windows)
+        return response
 
-    return throttled_login_page(limit.reset_at)
+    return checked
 
 
 def _limit_only_limited_views(app: Flask, hooks: tuple[list[Any], list[Any], list[Any]]) -> None:

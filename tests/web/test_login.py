@@ -135,6 +135,27 @@ def test_the_session_cookie_is_read_only_when_the_session_is_used(app, client, m
     assert "sso_session" not in form.headers.get("Set-Cookie", ""), "the same token: nothing to save"
 
 
+def test_a_successful_sign_in_signs_no_csrf_token_a_refused_one_shows_a_fresh_form(client, monkeypatch):
+    import sso.web.forms as forms
+
+    signed = []
+    real = forms.generate_csrf
+    monkeypatch.setattr(forms, "generate_csrf", lambda **kw: signed.append(1) or real(**kw))
+    page = client.get(f"/login?service={PORTAL}")
+    token = csrf_token(page.get_data(as_text=True))
+    signed.clear()
+    wrong = client.post(
+        f"/login?service={PORTAL}", data={"csrf_token": token, "username": STUDENT[0], "password": "nope"}
+    )
+    assert wrong.status_code == 401 and signed == [1]
+    again = csrf_token(wrong.get_data(as_text=True))
+    signed.clear()
+    right = client.post(
+        f"/login?service={PORTAL}", data={"csrf_token": again, "username": STUDENT[0], "password": STUDENT[1]}
+    )
+    assert right.status_code == 302 and signed == []
+
+
 def test_a_tampered_session_cookie_is_a_new_session(client):
     client.get("/login")
     client.set_cookie("sso_session", "eyJjc3JmX3Rva2VuIjoiYWJjIn0.forged.signature")
