@@ -168,7 +168,37 @@ _INHERITED: list[sqlite3.Connection] = []
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
+class _StoredAttributes(Mapping[str, tuple[str, ...]]):
+    """A session's attributes as stored (JSON), decoded when first read. A ticket issued from the
+    session stores them again as they are: an SSO redirect neither decodes nor encodes them."""
+
+    __slots__ = ("text", "_decoded")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._decoded: Mapping[str, tuple[str, ...]] | None = None
+
+    def _values(self) -> Mapping[str, tuple[str, ...]]:
+        if self._decoded is None:
+            self._decoded = _load_attributes(self.text)
+        return self._decoded
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        return self._values()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+    def __repr__(self) -> str:
+        return repr(dict(self._values()))
+
+
 def _dump_attributes(attributes: Attributes) -> str:
+    if isinstance(attributes, _StoredAttributes):
+        return attributes.text
     # The encoder writes tuples as arrays; it needs a dict, which attributes nearly always are.
     return _encode(attributes if type(attributes) is dict else dict(attributes))
 
@@ -587,7 +617,7 @@ class SqliteRegistry:
         return GrantingTicket(
             id=id_,
             user=user,
-            attributes=_load_attributes(attributes),
+            attributes=_StoredAttributes(attributes),
             created=created,
             last_used=last_used,
             expires=expires,

@@ -56,6 +56,8 @@ def select_locale() -> Locale | str:
 
 def remember_language(response: Response) -> Response:
     """Keep a language asked with ``?lang=`` in a cookie for a year (an ``after_request`` hook)."""
+    if "lang=" not in request.environ.get("QUERY_STRING", ""):
+        return response  # most requests: no need to parse the query string for it
     asked = request.args.get("lang", "")
     if asked in LANGUAGES and request.cookies.get(COOKIE) != asked:
         response.set_cookie(

@@ -20,6 +20,8 @@ from sso.web.runtime import runtime
 def current_tgt() -> GrantingTicket | None:
     """The live session named by the request's TGC, or ``None``."""
     rt = runtime()
+    if "HTTP_COOKIE" not in request.environ:
+        return None
     value = request.cookies.get(rt.settings.security.cookie_name, "")
     if not value.startswith("TGT-") or not well_formed(value):
         return None
@@ -144,7 +146,8 @@ class SessionCookies(SecureCookieSessionInterface):
         serializer = self.get_signing_serializer(app)
         if serializer is None:
             return None
-        value = request.cookies.get(self.get_cookie_name(app))
+        # A service validating a ticket sends no cookie: no need to parse the headers for one.
+        value = request.cookies.get(self.get_cookie_name(app)) if "HTTP_COOKIE" in request.environ else None
         if not value:
             return self.session_class()
         max_age = int(app.permanent_session_lifetime.total_seconds())

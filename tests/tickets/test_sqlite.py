@@ -406,3 +406,19 @@ def test_purge_in_passing(tmp_path: Path) -> None:
         assert registry.stats(NOW)["ST"] == 1, "the expired ticket was purged in passing"
     finally:
         registry.close()
+
+
+def test_a_sessions_attributes_go_into_its_tickets_as_stored(store: SqliteRegistry) -> None:
+    """Read from the store, a session's attributes are decoded only when used; a ticket issued
+    from it stores their text as it is, and its validation reads them back equal."""
+    tgt = make_tgt()
+    store.add(tgt)
+    stored = store.get_tgt(tgt.id, NOW)
+    assert stored is not None
+    text = sqlite_module._dump_attributes(stored.attributes)
+    assert text is stored.attributes.text  # type: ignore[attr-defined]
+    assert stored.attributes == tgt.attributes and dict(stored.attributes) == dict(tgt.attributes)
+    ticket = make_st(stored)
+    store.add(ticket)
+    taken = store.take(ticket.id, NOW)
+    assert taken is not None and dict(taken.attributes) == dict(tgt.attributes)
