@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
-from flask_wtf.csrf import generate_csrf
 
 from ldapdir import Account, AccountState, Authentication, PasswordCheck
 from sso.activation.tokens import Purpose
@@ -25,7 +24,7 @@ from sso.signin import Attempt, Verdict
 from sso.signin import decide as decide_attempt
 from sso.tickets.ids import redact
 from sso.tickets.registry import RegistryUnavailable
-from sso.web.forms import LoginForm
+from sso.web.forms import LoginForm, csrf_token
 from sso.web.pages import message_page
 from sso.web.runtime import runtime
 from sso.web.security import client_address, throttle_failed_logins
@@ -247,7 +246,7 @@ def _login_page(form, service, req, status: int = 200, error: str | None = None)
     key = (str(get_locale()), request.full_path)
     cached = runtime().form_pages.get(key)
     if cached is not None:
-        return make_response(cached.replace(_TOKEN_MARK, generate_csrf()))
+        return make_response(cached.replace(_TOKEN_MARK, csrf_token()))
     form = form or LoginForm()
     token = str(form.csrf_token.current_token)
     body = render_template("login.html", form=form, service=service, login_request=req, error=None)

@@ -11,6 +11,7 @@ private folder and renames it into place; the first rename wins and the others u
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -24,6 +25,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, Response, request
 from flask_babel import Babel, get_babel
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from sso.web.runtime import runtime
 
@@ -47,11 +50,18 @@ def select_locale() -> Locale | str:
     asked = request.args.get("lang", "")
     if asked in LANGUAGES:
         return _LOCALES[asked]
-    remembered = request.cookies.get(COOKIE, "")
+    remembered = request.cookies.get(COOKIE, "") if "HTTP_COOKIE" in request.environ else ""
     if remembered in LANGUAGES:
         return _LOCALES[remembered]
-    best = request.accept_languages.best_match(LANGUAGES)
+    best = _best_language(request.environ.get("HTTP_ACCEPT_LANGUAGE", ""))
     return _LOCALES[best] if best else _LOCALES.get(get_babel().default_locale, get_babel().default_locale)
+
+
+@functools.lru_cache(maxsize=512)
+def _best_language(header: str) -> str | None:
+    """The offered language an ``Accept-Language`` header prefers: browsers send a handful of
+    distinct headers, each parsed once (bounded: a client sending odd ones only churns the cache)."""
+    return parse_accept_header(header, LanguageAccept).best_match(LANGUAGES) if header else None
 
 
 def remember_language(response: Response) -> Response:

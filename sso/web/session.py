@@ -82,6 +82,20 @@ class _CookieSerializer(URLSafeTimedSerializer):
         return base64_encode(TimedSerializer.dump_payload(self, obj))
 
 
+_SERIALIZERS: dict[tuple[bytes, str], URLSafeTimedSerializer] = {}
+
+
+def signing_serializer(secret_key: str | bytes, salt: str) -> URLSafeTimedSerializer:
+    """A ``URLSafeTimedSerializer(secret_key, salt=salt)`` (itsdangerous's defaults: JSON, SHA-1
+    HMAC, django-concat key derivation), made once per key and salt, that signs the same tokens
+    without the compression attempt and derives its key once."""
+    known = (want_bytes(secret_key), salt)
+    serializer = _SERIALIZERS.get(known)
+    if serializer is None:
+        serializer = _SERIALIZERS[known] = _CookieSerializer(secret_key, salt=salt, signer=_Signer)
+    return serializer
+
+
 class LazySession(SecureCookieSession):
     """A session read from its cookie when first used. Most requests that carry the cookie never
     use it (a redirect to a service from the session, a sign-out), and reading it (base64, HMAC,

@@ -139,8 +139,8 @@ def test_a_successful_sign_in_signs_no_csrf_token_a_refused_one_shows_a_fresh_fo
     import sso.web.forms as forms
 
     signed = []
-    real = forms.generate_csrf
-    monkeypatch.setattr(forms, "generate_csrf", lambda **kw: signed.append(1) or real(**kw))
+    real = forms.csrf_token
+    monkeypatch.setattr(forms, "csrf_token", lambda *a, **kw: signed.append(1) or real(*a, **kw))
     page = client.get(f"/login?service={PORTAL}")
     token = csrf_token(page.get_data(as_text=True))
     signed.clear()
@@ -314,3 +314,33 @@ def test_page_cache_is_bounded():
     for key in "abc":
         cache.put(key, key.upper())
     assert cache.get("a") is None and cache.get("b") == "B" and cache.get("c") == "C"
+
+
+def test_our_csrf_tokens_are_flask_wtfs(app):
+    """The token signed with the cached serializer is the one Flask-WTF would sign, and its
+    validate_csrf accepts it; a token for another raw value or from another key is refused."""
+    from flask import session
+    from flask_wtf.csrf import generate_csrf, validate_csrf
+    from wtforms import ValidationError
+
+    from sso.web.forms import csrf_token
+
+    with app.test_request_context("/login"):
+        ours = csrf_token()
+        validate_csrf(ours)
+        raw = session["csrf_token"]
+    with app.test_request_context("/login"):
+        session["csrf_token"] = raw
+        theirs = generate_csrf()
+        # Same payload and salt: only the timestamp may differ, and both verify the same way.
+        assert ours.split(".")[0] == theirs.split(".")[0]
+        validate_csrf(theirs)
+        validate_csrf(ours)
+        session["csrf_token"] = "another raw token"
+        with pytest.raises(ValidationError):
+            validate_csrf(ours)
+    with app.test_request_context("/login"):
+        session["csrf_token"] = raw
+        forged = csrf_token(secret_key="not-the-servers-key-0123456789abcdef")  # the same raw token
+        with pytest.raises(ValidationError):
+            validate_csrf(forged)
