@@ -143,7 +143,7 @@ class SecuritySettings(Section):
     trusted_proxies: int = Field(default=0, ge=0, le=5)
     #: Storage of throttling counters: ``memory://`` (one process) or ``redis://…`` (shared by nodes).
     rate_limit_storage: str = "memory://"
-    #: Failed sign-ins allowed per identifier (Flask-Limiter syntax).
+    #: Failed sign-ins allowed per identifier (``limits`` syntax: "5 per 5 minutes;20 per day").
     login_per_identifier: str = "5 per 5 minutes;20 per day"
     #: Failed sign-ins allowed per client address (slows password spraying: one password, many identifiers).
     login_per_address: str = "50 per 5 minutes;500 per day"

@@ -15,7 +15,7 @@ from sso.activation.flow import LinkView, Step, StepError
 from sso.activation.tokens import Purpose, TokenError, TokenProblem
 from sso.web.forms import IdentifierForm, PasswordForm
 from sso.web.runtime import runtime
-from sso.web.security import client_address, exempt_address, limiter
+from sso.web.security import address_unless_exempt, client_address, throttle_requests
 
 bp = Blueprint("account", __name__, url_prefix="/compte")
 
@@ -109,11 +109,9 @@ def start(purpose: str) -> Response:
 
 
 @bp.post("/<purpose>")
-@limiter.limit(
-    lambda: runtime().settings.security.link_per_address, scope="link-address", exempt_when=exempt_address
-)
-@limiter.limit(
-    lambda: runtime().settings.security.link_per_identifier, key_func=_identifier_key, scope="link-id"
+@throttle_requests(
+    ("link-address", "link_per_address", address_unless_exempt),
+    ("link-id", "link_per_identifier", _identifier_key),
 )
 def request_link(purpose: str) -> Response:
     """« Suivant »: the same answer whatever the identifier (the work happens in the background)."""
@@ -215,7 +213,7 @@ def link_submit() -> Response:
 
 
 @bp.post("/verifier")
-@limiter.limit("120 per minute", scope="password-check")
+@throttle_requests(("password-check", "password_check", client_address))
 def check_password() -> Response:
     """Live check of the policy as the person types (progressive enhancement; the server decides)."""
     rt = runtime()

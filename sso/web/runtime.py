@@ -20,9 +20,12 @@ from sso.cas.logout import LogoutDispatcher
 from sso.config import Settings
 from sso.mailqueue import MailQueue
 from sso.services import ServiceRegistry
-from sso.throttle import SignInThrottle
+from sso.throttle import Throttle
 from sso.tickets.registry import TicketRegistry
 from sso.web.pages import PageCache
+
+#: Live password checks (as the person types) allowed per address.
+PASSWORD_CHECKS = "120 per minute"
 
 
 @dataclass
@@ -54,20 +57,26 @@ class Runtime:
         )
 
     @cached_property
-    def throttle(self) -> SignInThrottle:
-        """The sign-in throttle, on ``security.rate_limit_storage``."""
+    def throttle(self) -> Throttle:
+        """The throttling windows, on ``security.rate_limit_storage``."""
         uri = self.settings.security.rate_limit_storage
         # A frozen Redis must cost a second, not a hung worker.
         redis = uri.startswith(("redis://", "rediss://", "redis+unix://"))
-        return SignInThrottle(uri, {"socket_timeout": 1, "socket_connect_timeout": 1} if redis else None)
+        return Throttle(uri, {"socket_timeout": 1, "socket_connect_timeout": 1} if redis else None)
 
     @cached_property
-    def sign_in_limits(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        """``security.login_per_identifier`` and ``login_per_address``, parsed once."""
+    def limits(self) -> dict[str, tuple[Any, ...]]:
+        """The limits of ``security`` (``login_per_identifier``…), parsed once."""
         security = self.settings.security
-        return SignInThrottle.limits(security.login_per_identifier), SignInThrottle.limits(
-            security.login_per_address
-        )
+        return {
+            name: Throttle.limits(getattr(security, name))
+            for name in (
+                "login_per_identifier",
+                "login_per_address",
+                "link_per_identifier",
+                "link_per_address",
+            )
+        } | {"password_check": Throttle.limits(PASSWORD_CHECKS)}
 
     @cached_property
     def decoy(self) -> Account:

@@ -1,22 +1,24 @@
-"""HTTP hardening: trusted proxies, body size, throttling (Flask-Limiter); the base path and the
-security headers are in :mod:`sso.web.edge`."""
+"""HTTP hardening: trusted proxies, body size, throttling (:mod:`sso.throttle`); the base path and
+the security headers are in :mod:`sso.web.edge`."""
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, request
-from flask.globals import request_ctx
-from flask_limiter import Limiter
+from flask import Flask, Response, request
+from flask_babel import gettext as _
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ldapdir.query import normalise_identifier
 from sso.throttle import Window
 from sso.web.edge import Edge
+from sso.web.pages import message_page
 from sso.web.runtime import runtime
 
 
@@ -44,23 +46,26 @@ def exempt_address() -> bool:
     return any(address in network for network in networks)
 
 
-# No X-RateLimit headers: they would tell a guesser how many tries remain (the 429 page says when
-# to come back, with its own Retry-After).
-limiter = Limiter(key_func=client_address, headers_enabled=False, strategy="moving-window")
+def _throttled_page(reset_at: float) -> Response:
+    """429, with the wait (no X-RateLimit headers: they would tell a guesser how many tries remain)."""
+    response = message_page(
+        _("Trop de requêtes"), _("Vous avez fait trop de demandes. Réessayez un peu plus tard."), 429
+    )
+    response.headers["Retry-After"] = str(max(1, math.ceil(reset_at - time.time())))
+    return response
 
 
 def throttle_failed_logins(view: Callable[..., Any]) -> Callable[..., Any]:
     """Count failed sign-ins (401 answers) per identifier and per address (``security.login_per_*``,
-    the address not counted in ``exempt_networks``); past the limits, the 429 page
-    (:mod:`sso.throttle`, on ``limits`` directly: see there why not Flask-Limiter)."""
+    the address not counted in ``exempt_networks``); past the limits, the sign-in page with the wait
+    (429)."""
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
         rt = runtime()
-        per_identifier, per_address = rt.sign_in_limits
         windows = (
-            Window("login-identifier", per_identifier, login_identifier()),
-            Window("login-address", per_address, None if exempt_address() else client_address()),
+            Window("login-identifier", rt.limits["login_per_identifier"], login_identifier()),
+            Window("login-address", rt.limits["login_per_address"], address_unless_exempt()),
         )
         reset_at = rt.throttle.blocked(windows)
         if reset_at is not None:
@@ -75,53 +80,39 @@ def throttle_failed_logins(view: Callable[..., Any]) -> Callable[..., Any]:
     return checked
 
 
-def _limit_only_limited_views(app: Flask, hooks: tuple[list[Any], list[Any], list[Any]]) -> None:
-    """Flask-Limiter checks every request in a ``before_request`` hook, for default and
-    application-wide limits. This app has none: every limit is on a view (form submissions), whose
-    decorator checks it. So that hook is removed, and the limiter's ``after_request`` (deductions
-    on failure) and teardown hooks run only for a request that went through a limited view."""
-    before, after, teardown = (list(funcs) for funcs in hooks)
-    app.before_request_funcs[None] = before
-    ours = app.after_request_funcs.setdefault(None, [])
-    for hook in [f for f in ours if f not in after]:
-        ours[ours.index(hook)] = _when_limited(hook)
-    ours = app.teardown_request_funcs.setdefault(None, [])
-    for hook in [f for f in ours if f not in teardown]:
-        ours[ours.index(hook)] = _when_limited(hook)
+def throttle_requests(*windows: tuple[str, str, Callable[[], str | None]]) -> Callable[..., Any]:
+    """Count every request of the view in each ``(scope, limit name, key function)`` window (a key
+    of ``None`` is not counted); past a limit, a 429 page."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            rt = runtime()
+            reset_at = rt.throttle.hit(
+                [Window(scope, rt.limits[name], key()) for scope, name, key in windows]
+            )
+            if reset_at is not None:
+                return _throttled_page(reset_at)
+            return view(*args, **kwargs)
+
+        return counted
+
+    return decorate
 
 
-def _when_limited(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def run(value: Any) -> Any:
-        # Flask-Limiter keeps its per-request state on the request context.
-        return hook(value) if hasattr(request_ctx, "_limiter_request_context") else value
-
-    return run
+def address_unless_exempt() -> str | None:
+    """The client address as a throttling key, ``None`` in ``security.exempt_networks``."""
+    return None if exempt_address() else client_address()
 
 
 def init_app(app: Flask) -> None:
-    """Install proxies, the WSGI edge (base path, headers, request metrics), body limit and the
-    limiter on ``app``."""
+    """Install proxies, the WSGI edge (base path, headers, request metrics) and the body limit on
+    ``app``."""
     settings = runtime(app).settings
     app.config["MAX_CONTENT_LENGTH"] = settings.security.max_body
-    app.config["RATELIMIT_STORAGE_URI"] = settings.security.rate_limit_storage
-    app.config["RATELIMIT_KEY_PREFIX"] = "sso"
-    # Shared storage down (Redis): count in this process's memory until it is back (checked with
-    # a growing interval), never a 500; an error past that is logged and the request let through.
-    app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
-    app.config["RATELIMIT_SWALLOW_ERRORS"] = True
-    if settings.security.rate_limit_storage.startswith(("redis://", "rediss://", "redis+unix://")):
-        # A frozen Redis must cost seconds, not a hung worker.
-        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": 1, "socket_connect_timeout": 1}
     hops = settings.security.trusted_proxies
     base_url = settings.site.base_url
     wsgi: Any = Edge(app.wsgi_app, urlsplit(base_url).path, https=base_url.startswith("https://"))
     if hops:
         wsgi = ProxyFix(wsgi, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
     app.wsgi_app = wsgi  # type: ignore[method-assign]
-    hooks = (
-        list(app.before_request_funcs.get(None, [])),
-        list(app.after_request_funcs.get(None, [])),
-        list(app.teardown_request_funcs.get(None, [])),
-    )
-    limiter.init_app(app)
-    _limit_only_limited_views(app, hooks)

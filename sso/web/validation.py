@@ -1,7 +1,7 @@
 """Ticket validation endpoints (CAS 3.0 §2.4–2.9, §4.2): thin views over :mod:`sso.cas`.
 
 Services call these, not people: failures are CAS failure responses, never error pages, and the
-endpoints are exempt from the sign-in throttling.
+endpoints are not throttled.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sso.cas import params, proxy, responses, saml, validation
 from sso.cas.errors import CasError, Code
 from sso.tickets.registry import RegistryUnavailable
 from sso.web.runtime import runtime
-from sso.web.security import client_address, limiter
+from sso.web.security import client_address
 
 bp = Blueprint("validation", __name__)
 
@@ -74,42 +74,36 @@ def _validate(kind: str, version: int, allow_proxy: bool) -> Response:
 
 
 @bp.get("/validate")
-@limiter.exempt
 def validate_v1() -> Response:
     """CAS 1.0 validation (CAS 3.0 §2.4): plain text, service tickets only."""
     return _validate("validate", 1, allow_proxy=False)
 
 
 @bp.get("/serviceValidate")
-@limiter.exempt
 def service_validate() -> Response:
     """CAS 2.0 service ticket validation (CAS 3.0 §2.5)."""
     return _validate("serviceValidate", 2, allow_proxy=False)
 
 
 @bp.get("/proxyValidate")
-@limiter.exempt
 def proxy_validate() -> Response:
     """CAS 2.0 service and proxy ticket validation (CAS 3.0 §2.6)."""
     return _validate("proxyValidate", 2, allow_proxy=True)
 
 
 @bp.get("/p3/serviceValidate")
-@limiter.exempt
 def p3_service_validate() -> Response:
     """CAS 3.0 service ticket validation with attributes (CAS 3.0 §2.8)."""
     return _validate("p3/serviceValidate", 3, allow_proxy=False)
 
 
 @bp.get("/p3/proxyValidate")
-@limiter.exempt
 def p3_proxy_validate() -> Response:
     """CAS 3.0 service and proxy ticket validation with attributes (CAS 3.0 §2.9)."""
     return _validate("p3/proxyValidate", 3, allow_proxy=True)
 
 
 @bp.get("/proxy")
-@limiter.exempt
 def proxy_ticket() -> Response:
     """Proxy ticket granting (CAS 3.0 §2.7)."""
     rt = runtime()
@@ -136,7 +130,6 @@ def proxy_ticket() -> Response:
 
 
 @bp.post("/samlValidate")
-@limiter.exempt
 def saml_validate() -> Response:
     """SAML 1.1 validation (CAS 3.0 §4.2): ``TARGET`` names the service, the body holds the ticket."""
     rt = runtime()

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 STUDENT = ("camille.durand@etu.univ-demo.fr", "Soleil-Vert-2026")
 STAFF = ("jean.dupont@univ-demo.fr", "Marche-Bleu-2026")
-#: Failed sign-ins allowed per identifier in this module (Flask-Limiter syntax).
+#: Failed sign-ins allowed per identifier in this module (limits syntax: "5 per 5 minutes;20 per day").
 IDENTIFIER_LIMIT = 3
 
 

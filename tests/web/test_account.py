@@ -183,8 +183,26 @@ def test_live_check_speaks_the_server_rules(client, rt):
 
 
 def test_link_requests_are_rate_limited(client):
-    statuses = [ask_link(client, "lea.petit@etu.univ-demo.fr").status_code for _ in range(4)]
-    assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
+    answers = [ask_link(client, "lea.petit@etu.univ-demo.fr") for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    refused = answers[3]
+    assert "Trop de demandes" in refused.get_data(as_text=True) or "trop de demandes" in refused.get_data(
+        as_text=True
+    )
+    assert 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert not [name for name in refused.headers.keys() if name.lower().startswith("x-ratelimit")]
+    # another identifier, same address: its own window
+    assert ask_link(client, "jean.dupont@univ-demo.fr").status_code == 200
+
+
+def test_live_password_checks_are_limited_per_address(client, rt):
+    from sso.throttle import Window
+
+    windows = [Window("password-check", rt.limits["password_check"], "127.0.0.1")]
+    for _ in range(120):
+        assert rt.throttle.hit(windows) is None
+    response = client.post("/compte/verifier", data={"password": "x"})
+    assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
 
 
 def test_demo_outbox_shows_the_message_and_its_link(client, rt):
