@@ -413,8 +413,18 @@ class SqliteRegistry:
         self._closed = False
         self._checkpoint_every = checkpoint_every
         self._checkpointer = _Checkpointer(self._open, checkpoint_every)
+        self._ready = False
         with self._errors():
-            self._create_schema(self._conn())
+            # The workers of a server open the file together: one at a time at the write gate,
+            # the first creates the tables and turns WAL on (SQLite refuses that journal change,
+            # without waiting, to a process while another one reads).
+            self._gate.acquire()
+            try:
+                self._create_schema(self._conn())
+            finally:
+                self._gate.release()
+        self._ready = True
+        self._checkpointer.ensure_running()
 
     # Connections
 
@@ -441,7 +451,8 @@ class SqliteRegistry:
         if self._closed:
             raise RegistryUnavailable("the ticket registry is closed")
         holder = _Holder(self._open())
-        self._checkpointer.ensure_running()
+        if self._ready:  # not before the file is in WAL mode (see __init__)
+            self._checkpointer.ensure_running()
         self._local.holder = holder
         with self._lock:
             self._holders.add(holder)

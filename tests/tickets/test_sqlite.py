@@ -422,3 +422,33 @@ def test_a_sessions_attributes_go_into_its_tickets_as_stored(store: SqliteRegist
     store.add(ticket)
     taken = store.take(ticket.id, NOW)
     assert taken is not None and dict(taken.attributes) == dict(tgt.attributes)
+
+
+def _open_and_ping(path: Path, go: object, answers: object) -> None:
+    go.wait()  # type: ignore[attr-defined]
+    try:
+        registry = SqliteRegistry(path, LIFETIMES)
+        registry.ping()
+        registry.close()
+        answers.put("ok")  # type: ignore[attr-defined]
+    except RegistryUnavailable as error:
+        answers.put(str(error))  # type: ignore[attr-defined]
+
+
+def test_workers_opening_a_new_file_together_all_start(tmp_path: Path) -> None:
+    """gunicorn's workers open the file at the same instant: SQLite refuses the switch to WAL,
+    without waiting, to one of them while another reads ("database is locked": a worker that
+    fails to boot). They take turns at the write gate instead."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for attempt in range(12):
+        path = tmp_path / f"tickets-{attempt}.db"
+        answers, go = context.Queue(), context.Event()
+        workers = [context.Process(target=_open_and_ping, args=(path, go, answers)) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        go.set()
+        for worker in workers:
+            worker.join(30)
+        assert [answers.get(timeout=5) for _ in workers] == ["ok"] * 6
