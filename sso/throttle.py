@@ -29,6 +29,9 @@ from limits.strategies import MovingWindowRateLimiter
 
 logger = logging.getLogger(__name__)
 
+#: A window operation: ``MovingWindowRateLimiter.test`` or ``.hit`` (strategy, item, identifiers).
+Step = Callable[..., bool]
+
 #: Seconds a failed storage is left alone before it is tried again.
 RETRY_AFTER = 30.0
 #: First part of every key (the storage may be shared with other programs).
@@ -91,51 +94,33 @@ class Throttle:
         errors = strategy.storage.base_exceptions
         return errors if isinstance(errors, tuple) else (errors,)
 
-    def blocked(self, windows: Sequence[Window]) -> float | None:
-        """When the first full window frees up (POSIX seconds), or ``None`` if all have room."""
+    def _walk(self, windows: Sequence[Window], step: Step, stop: bool) -> float | None:
+        """``step`` every counted window's limits; with ``stop``, at the first that says no, when
+        that window frees up (POSIX seconds)."""
         strategy = self._strategy()
         try:
             for window in windows:
                 if window.key is None:
                     continue
                 for item in window.limits:
-                    if not strategy.test(item, PREFIX, window.scope, window.key):
+                    if not step(strategy, item, PREFIX, window.scope, window.key) and stop:
                         return strategy.get_window_stats(item, PREFIX, window.scope, window.key).reset_time
         except self._errors(strategy) as error:
             if strategy is self._local:
                 raise
             self._failed_storage(error)
-            return self.blocked(windows)
+            return self._walk(windows, step, stop)
         return None
+
+    def blocked(self, windows: Sequence[Window]) -> float | None:
+        """When the first full window frees up (POSIX seconds), or ``None`` if all have room."""
+        return self._walk(windows, MovingWindowRateLimiter.test, stop=True)
 
     def hit(self, windows: Sequence[Window]) -> float | None:
         """Count a request in every window; if one is full, when it frees up (POSIX seconds), and
         the request is not counted there."""
-        strategy = self._strategy()
-        try:
-            for window in windows:
-                if window.key is None:
-                    continue
-                for item in window.limits:
-                    if not strategy.hit(item, PREFIX, window.scope, window.key):
-                        return strategy.get_window_stats(item, PREFIX, window.scope, window.key).reset_time
-        except self._errors(strategy) as error:
-            if strategy is self._local:
-                raise
-            self._failed_storage(error)
-            return self.hit(windows)
-        return None
+        return self._walk(windows, MovingWindowRateLimiter.hit, stop=True)
 
     def failed(self, windows: Sequence[Window]) -> None:
         """Count a refused sign-in in every window."""
-        strategy = self._strategy()
-        try:
-            for window in windows:
-                if window.key is not None:
-                    for item in window.limits:
-                        strategy.hit(item, PREFIX, window.scope, window.key)
-        except self._errors(strategy) as error:
-            if strategy is self._local:
-                raise
-            self._failed_storage(error)
-            self.failed(windows)
+        self._walk(windows, MovingWindowRateLimiter.hit, stop=False)
