@@ -277,7 +277,10 @@ class _WriteGate:
         if not self._lock.acquire(timeout=self._timeout):
             raise sqlite3.OperationalError("waited too long for the other writers of this process")
         try:
-            fd = self._file()
+            try:
+                fd = self._file()
+            except OSError as error:  # no folder, no permission: as SQLite itself would say
+                raise sqlite3.OperationalError(f"unable to open the writers' lock file: {error}") from error
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
