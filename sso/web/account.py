@@ -3,19 +3,19 @@ link, and the live password check. Thin views over :class:`sso.activation.flow.A
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, jsonify, make_response, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
-from ldapdir.query import normalise_identifier
 from sso.activation import policy
 from sso.activation.flow import LinkView, Step, StepError
 from sso.activation.tokens import Purpose, TokenError, TokenProblem
 from sso.web.forms import IdentifierForm, PasswordForm
 from sso.web.runtime import runtime
-from sso.web.security import address_unless_exempt, client_address, throttle_requests
+from sso.web.security import address_unless_exempt, client_address, identifier_key, throttle_requests
 
 bp = Blueprint("account", __name__, url_prefix="/compte")
 
@@ -93,12 +93,6 @@ def _purpose_or_404(purpose: str) -> Purpose:
     return WORDINGS[purpose]
 
 
-def _identifier_key() -> str:
-    if (request.content_length or 0) > runtime().settings.security.max_body:
-        return "link:-"  # the view answers 413
-    return "link:" + (normalise_identifier(request.form.get("username", "")) or "-")
-
-
 @bp.get("/<purpose>")
 def start(purpose: str) -> Response:
     """The identifier page, in the wording of the door used."""
@@ -111,7 +105,7 @@ def start(purpose: str) -> Response:
 @bp.post("/<purpose>")
 @throttle_requests(
     ("link-address", "link_per_address", address_unless_exempt),
-    ("link-id", "link_per_identifier", _identifier_key),
+    ("link-id", "link_per_identifier", functools.partial(identifier_key, "link")),
 )
 def request_link(purpose: str) -> Response:
     """« Suivant »: the same answer whatever the identifier (the work happens in the background)."""

@@ -23,6 +23,7 @@ from sso.cas.logout import slo_targets
 from sso.signin import Attempt, Verdict
 from sso.signin import decide as decide_attempt
 from sso.tickets.ids import redact
+from sso.tickets.model import ServiceTicket
 from sso.tickets.registry import RegistryUnavailable
 from sso.web.forms import LoginForm, csrf_token
 from sso.web.pages import message_page
@@ -154,9 +155,9 @@ def _open_session(attempt: Attempt, req: params.LoginRequest) -> Response:
     if previous is not None:
         _end_session(previous.id)
     tgt = cas_login.new_session(account.user, account.attributes, rt.settings.tickets.lifetimes, now)
+    issued: ServiceTicket | None = None
     if attempt.expires_in is not None:
         rt.tickets.add(tgt)
-        rt.audit("login.success", user=account.user, ip=client_address())
         response = _expiry_warning(attempt, req)  # no ticket yet: it would expire while they read
     else:
         lifetimes = rt.settings.tickets.lifetimes
@@ -164,22 +165,20 @@ def _open_session(attempt: Attempt, req: params.LoginRequest) -> Response:
             req, tgt, rt.services, rt.tickets, lifetimes, now, store_session=True
         )
         if isinstance(decision, cas_login.IssueTicket):
-            # One line for the sign-in and the ticket it leads to.
-            ticket = decision.ticket
-            rt.audit(
-                "login.success",
-                user=account.user,
-                service=ticket.service_id,
-                ticket=redact(ticket.id),
-                ip=client_address(),
-            )
+            issued = decision.ticket
             response = _send_ticket(decision)
+        elif isinstance(decision, cas_login.ShowSignedIn):
+            response = redirect(url_for("cas.login"), 303)
         else:
-            rt.audit("login.success", user=account.user, ip=client_address())
-            if isinstance(decision, cas_login.ShowSignedIn):
-                response = redirect(url_for("cas.login"), 303)
-            else:
-                response = _render_decision(decision)
+            response = _render_decision(decision)
+    # One line for the sign-in and the ticket it leads to, if any.
+    rt.audit(
+        "login.success",
+        user=account.user,
+        service=issued.service_id if issued else None,
+        ticket=redact(issued.id) if issued else None,
+        ip=client_address(),
+    )
     set_tgc(response, tgt)
     return response
 

@@ -27,23 +27,25 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def login_identifier() -> str:
-    """Throttling key for failed sign-ins: the normalised identifier typed."""
+def identifier_key(prefix: str) -> str:
+    """Throttling key of the identifier typed in a form (``username``), normalised."""
     if (request.content_length or 0) > runtime().settings.security.max_body:
-        return "id:-"  # the view answers 413 without reading the form
-    return "id:" + (normalise_identifier(request.form.get("username", "")) or "-")
+        return f"{prefix}:-"  # the view answers 413 without reading the form
+    return f"{prefix}:" + (normalise_identifier(request.form.get("username", "")) or "-")
 
 
-def exempt_address() -> bool:
-    """Whether the client is in a network exempt from per-address limits (``security.exempt_networks``)."""
+def address_unless_exempt() -> str | None:
+    """The client address as a throttling key; ``None`` in ``security.exempt_networks``."""
+    address = client_address()
     networks = runtime().exempt_networks
-    if not networks:
-        return False
-    try:
-        address = ipaddress.ip_address(client_address())
-    except ValueError:
-        return False
-    return any(address in network for network in networks)
+    if networks:
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            return address
+        if any(parsed in network for network in networks):
+            return None
+    return address
 
 
 def _throttled_page(reset_at: float) -> Response:
@@ -64,7 +66,7 @@ def throttle_failed_logins(view: Callable[..., Any]) -> Callable[..., Any]:
     def checked(*args: Any, **kwargs: Any) -> Any:
         rt = runtime()
         windows = (
-            Window("login-identifier", rt.limits["login_per_identifier"], login_identifier()),
+            Window("login-identifier", rt.limits["login_per_identifier"], identifier_key("id")),
             Window("login-address", rt.limits["login_per_address"], address_unless_exempt()),
         )
         reset_at = rt.throttle.blocked(windows)
@@ -98,11 +100,6 @@ def throttle_requests(*windows: tuple[str, str, Callable[[], str | None]]) -> Ca
         return counted
 
     return decorate
-
-
-def address_unless_exempt() -> str | None:
-    """The client address as a throttling key, ``None`` in ``security.exempt_networks``."""
-    return None if exempt_address() else client_address()
 
 
 def init_app(app: Flask) -> None:
